@@ -1,0 +1,1 @@
+// Empty: its presence lets procpin.go declare the linknamed functions without bodies.
