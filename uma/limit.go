@@ -322,16 +322,16 @@ func (l *Limit) Stats() LimitStats {
 
 // A kegger is what the Limit needs of a keg of any item type.
 type kegger interface {
-	drain(releaseSlabs bool)            // zone bucket caches to the keg; free slabs to the Limit
-	flushLocal()                        // this P's buckets of every zone on the keg to the zone
+	drain(releaseSlabs bool)                 // zone bucket caches to the keg; free slabs to the Limit
+	flushLocal()                             // this P's buckets of every zone on the keg to the zone
 	reclaimIdle(now time.Time) time.Duration // give back idle slabs; how long until the next one is due
 }
 
 // A waitTarget is a zone as the wake-up run sees it.
 type waitTarget interface {
-	itemsReady() int   // items the zone could hand out without a new slab
-	canGrow() bool     // the zone is under its own item limit
-	slabBytes() int64  // bytes a new slab would charge
+	itemsReady() int  // items the zone could hand out without a new slab
+	canGrow() bool    // the zone is under its own item limit
+	slabBytes() int64 // bytes a new slab would charge
 }
 
 type waiter struct {
