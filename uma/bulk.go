@@ -12,7 +12,7 @@ func (z *Zone[T]) AllocBulk(dst []*T) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	if failureInjected() {
+	if failThreshold.Load() != 0 && failureInjected() {
 		z.fails.Add(1)
 		return 0, z.errNoBufs
 	}
@@ -80,7 +80,7 @@ func (z *Zone[T]) FreeBulk(items []*T) {
 		}
 	}
 	for len(items) > 0 {
-		if !z.keg.limit.waiting() {
+		if !z.limit.waiting() {
 			items = items[z.freeCachedN(items):]
 			if len(items) == 0 {
 				return

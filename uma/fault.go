@@ -26,7 +26,7 @@ func SetFailureRate(p float64) error {
 // FailureRate returns the rate set by SetFailureRate.
 func FailureRate() float64 { return float64(failThreshold.Load()) / (1 << 32) }
 
+// failureInjected draws against the rate; callers check failThreshold first, inline.
 func failureInjected() bool {
-	t := failThreshold.Load()
-	return t != 0 && uint64(rand.Uint32()) < t
+	return uint64(rand.Uint32()) < failThreshold.Load()
 }

@@ -12,12 +12,21 @@ type bucket[T any] struct {
 	n     int
 }
 
+// pop leaves the slot it empties as it was: a stale pointer there only delays the
+// collection of a slab the keg has already given back, and by one bucket at most, while a
+// store would cost the fast path.
 func (b *bucket[T]) pop() *T {
 	b.n--
-	it := b.items[b.n]
-	b.items[b.n] = nil
-	return it
+	return b.items[b.n]
 }
+
+// newBucketArray returns the items array of a bucket, padded so that two Ps' buckets never
+// share a cache line.
+func newBucketArray[T any](size int) []*T {
+	return make([]*T, size, size+cacheLinePtrs)
+}
+
+const cacheLinePtrs = 128 / 8
 
 func (b *bucket[T]) push(it *T) {
 	b.items[b.n] = it

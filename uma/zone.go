@@ -44,6 +44,7 @@ type ZoneConfig[T any] struct {
 type Zone[T any] struct {
 	name      string
 	keg       *Keg[T]
+	limit     *Limit
 	ctor      func(*T) error
 	dtor      func(*T)
 	init      func(*T) error
@@ -82,6 +83,7 @@ func NewZone[T any](k *Keg[T], cfg ZoneConfig[T]) (*Zone[T], error) {
 	z := &Zone[T]{
 		name:     cfg.Name,
 		keg:      k,
+		limit:    k.limit,
 		ctor:     cfg.Ctor,
 		dtor:     cfg.Dtor,
 		init:     cfg.Init,
@@ -109,16 +111,32 @@ func (z *Zone[T]) Keg() *Keg[T] { return z.keg }
 // Alloc is uma_zalloc(zone, M_NOWAIT): it returns an item, or an *Error wrapping
 // syscall.ENOBUFS (counted as a failure) when the zone or the Limit is full.
 func (z *Zone[T]) Alloc() (*T, error) {
-	if failureInjected() {
+	if failThreshold.Load() != 0 && failureInjected() {
 		z.fails.Add(1)
 		return nil, z.errNoBufs
 	}
-	it := z.allocCached()
-	if it == nil {
-		if it = z.allocSlow(); it == nil {
-			z.fails.Add(1)
-			return nil, z.errNoBufs
+	// The fast path, cache_alloc's first lines: pop from this P's alloc bucket.
+	pid := procpin.Pin()
+	if a := z.locals.Load(); pid < len(a.caches) {
+		c := a.caches[pid]
+		c.lock()
+		if c.alloc.n > 0 {
+			it := c.alloc.pop()
+			c.allocs++
+			c.unlock()
+			procpin.Unpin()
+			if z.ctor != nil {
+				return z.construct(it)
+			}
+			return it, nil
 		}
+		c.unlock()
+	}
+	procpin.Unpin()
+	it := z.allocSlow()
+	if it == nil {
+		z.fails.Add(1)
+		return nil, z.errNoBufs
 	}
 	return z.construct(it)
 }
@@ -128,21 +146,16 @@ func (z *Zone[T]) Alloc() (*T, error) {
 // Limit gives memory back, or the limit is raised, and then retries. It returns ctx.Err()
 // unchanged if the context ends first, leaving nothing allocated.
 func (z *Zone[T]) AllocWait(ctx context.Context) (*T, error) {
-	it := z.allocCached()
-	if it == nil {
-		it = z.allocSlow()
-	}
+	it := z.allocSlow()
 	if it == nil {
 		z.sleeps.Add(1)
 		w := &waiter{target: z, ch: make(chan struct{}, 1)}
 		retry := 10 * time.Millisecond
 		for front := false; it == nil; front = true {
-			if err := z.keg.limit.wait(ctx, w, front, retry); err != nil {
+			if err := z.limit.wait(ctx, w, front, retry); err != nil {
 				return nil, err
 			}
-			if it = z.allocCached(); it == nil {
-				it = z.allocSlow()
-			}
+			it = z.allocSlow()
 			retry = min(2*retry, time.Second)
 		}
 	}
@@ -166,39 +179,34 @@ func (z *Zone[T]) Free(it *T) {
 	if z.dtor != nil {
 		z.dtor(it)
 	}
-	z.put(it)
-}
-
-func (z *Zone[T]) put(it *T) {
-	if !z.keg.limit.waiting() && z.freeCached(it) {
-		return
+	if z.limit.nwait.Load() == 0 {
+		// The fast path: push onto this P's alloc bucket.
+		pid := procpin.Pin()
+		if a := z.locals.Load(); pid < len(a.caches) {
+			c := a.caches[pid]
+			c.lock()
+			if c.alloc.n < len(c.alloc.items) {
+				c.alloc.push(it)
+				c.frees++
+				c.unlock()
+				procpin.Unpin()
+				return
+			}
+			c.unlock()
+		}
+		procpin.Unpin()
 	}
 	z.freeSlow(it)
 }
 
-// allocCached pops from this P's buckets: the fast path.
-func (z *Zone[T]) allocCached() *T {
-	pid := procpin.Pin()
-	if a := z.locals.Load(); pid < len(a.caches) {
-		c := a.caches[pid]
-		c.lock()
-		if c.alloc.n == 0 && c.free.n > 0 {
-			c.alloc, c.free = c.free, c.alloc
-		}
-		if c.alloc.n > 0 {
-			it := c.alloc.pop()
-			c.allocs++
-			c.unlock()
-			procpin.Unpin()
-			return it
-		}
-		c.unlock()
+// put frees without the Dtor (a failed Ctor's item).
+func (z *Zone[T]) put(it *T) {
+	if z.limit.waiting() || !z.freeCached(it) {
+		z.freeSlow(it)
 	}
-	procpin.Unpin()
-	return nil
 }
 
-// freeCached pushes onto this P's buckets: the fast path.
+// freeCached pushes onto this P's buckets.
 func (z *Zone[T]) freeCached(it *T) bool {
 	pid := procpin.Pin()
 	if a := z.locals.Load(); pid < len(a.caches) {
@@ -224,6 +232,25 @@ func (z *Zone[T]) freeCached(it *T) bool {
 // the bucket cache, or fills one from the keg, installs it as this P's alloc bucket and
 // pops from it. It returns nil when the keg cannot grow.
 func (z *Zone[T]) allocSlow() *T {
+	// The alloc bucket is empty: swap in the free bucket if it has items.
+	pid := procpin.Pin()
+	if a := z.locals.Load(); pid < len(a.caches) {
+		c := a.caches[pid]
+		c.lock()
+		if c.alloc.n == 0 && c.free.n > 0 {
+			c.alloc, c.free = c.free, c.alloc
+		}
+		if c.alloc.n > 0 {
+			it := c.alloc.pop()
+			c.allocs++
+			c.unlock()
+			procpin.Unpin()
+			return it
+		}
+		c.unlock()
+	}
+	procpin.Unpin()
+
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	var b bucket[T]
@@ -255,9 +282,12 @@ func (z *Zone[T]) allocSlow() *T {
 
 // freeSlow is cache_free: both of this P's buckets are full (or allocations are waiting).
 func (z *Zone[T]) freeSlow(it *T) {
+	if !z.limit.waiting() && z.freeCached(it) {
+		return // the free bucket had room
+	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	if z.keg.limit.waiting() {
+	if z.limit.waiting() {
 		z.frees++
 		one := [1]*T{it}
 		z.release(one[:])
@@ -305,8 +335,8 @@ func (z *Zone[T]) cache(pid int) *pcache[T] {
 	copy(grown.caches, a.caches)
 	for i := len(a.caches); i < n; i++ {
 		grown.caches[i] = &pcache[T]{
-			alloc: bucket[T]{items: make([]*T, z.bsize)},
-			free:  bucket[T]{items: make([]*T, z.bsize)},
+			alloc: bucket[T]{items: newBucketArray[T](z.bsize)},
+			free:  bucket[T]{items: newBucketArray[T](z.bsize)},
 		}
 	}
 	z.locals.Store(grown)
@@ -320,7 +350,7 @@ func (z *Zone[T]) spareBucket() []*T {
 		z.spare = z.spare[:n-1]
 		return s
 	}
-	return make([]*T, z.bsize)
+	return newBucketArray[T](z.bsize)
 }
 
 // importItems moves items from the keg into dst, running Init on each, within the zone's
