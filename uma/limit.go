@@ -179,7 +179,7 @@ func (l *Limit) wait(ctx context.Context, w *waiter, front bool, retry time.Dura
 		l.drainCaches()
 	}
 	if w.target.itemsReady() > 0 || (w.target.canGrow() && l.roomFor(w.target.slabBytes())) {
-		l.dequeue(w)
+		l.cancelWait(w)
 		return nil
 	}
 
@@ -189,16 +189,25 @@ func (l *Limit) wait(ctx context.Context, w *waiter, front bool, retry time.Dura
 	case <-w.ch:
 		return nil
 	case <-t.C:
-		l.dequeue(w)
+		l.cancelWait(w)
 		return nil
 	case <-ctx.Done():
-		if !l.dequeue(w) {
+		if l.cancelWait(w) {
 			// The wake-up raced the cancellation: pass it on, or it is lost.
-			<-w.ch
 			l.kick()
 		}
 		return ctx.Err()
 	}
+}
+
+// cancelWait takes w off the queue; if a wake-up run got to it first, it consumes the
+// wake-up, so that w can queue again clean, and reports true.
+func (l *Limit) cancelWait(w *waiter) (wasWoken bool) {
+	if l.dequeue(w) {
+		return false
+	}
+	<-w.ch
+	return true
 }
 
 // dequeue removes w if it is still queued and reports whether it was.
