@@ -1,0 +1,153 @@
+package netq
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// A Task is a function that can be queued on a worker, OpenBSD's struct task (task(9)).
+// It is intrusive: the queue links through the Task itself, so queueing it allocates
+// nothing, and a queued task is queued once however many times it is added. Embed a Task
+// in the object it works for (a socket's splice task) and Init it once.
+//
+// A Task is on at most one worker's queue at a time. It may be added again while it runs
+// (a flow that yields re-adds its own task), to the same or another worker.
+type Task struct {
+	next, prev *Task                  // queue links, guarded by the queue's worker's mu
+	on         atomic.Pointer[Worker] // the worker whose queue holds t, or nil
+	fn         func()
+}
+
+// Init sets the function t runs: task_set(9). It must not be called while t is queued.
+func (t *Task) Init(fn func()) { t.fn = fn }
+
+// NewTask returns a new Task that runs fn.
+func NewTask(fn func()) *Task { return &Task{fn: fn} }
+
+// Add is task_add(9): it queues t at the tail of w's queue and returns true, or returns
+// false if t is already queued (on any worker) or w's group is closed. It is safe from
+// any goroutine, including w itself, and does not allocate. It wakes w (one eventfd
+// write) only if w is sleeping.
+//
+// t runs on w once, in a later loop iteration than the one that added it, even if the
+// adder is running on w: a task that re-adds itself yields to w's timers and fd events.
+// Tasks queued on one worker run in the order they were added.
+func (w *Worker) Add(t *Task) bool {
+	if t.on.Load() != nil { // already queued: the common case for a busy flow
+		return false
+	}
+	if t.fn == nil {
+		panic("netq: Add of a Task with no function (use Init or NewTask)")
+	}
+	w.mu.Lock()
+	if w.closed || !t.on.CompareAndSwap(nil, w) {
+		w.mu.Unlock()
+		return false
+	}
+	t.prev = w.queue.prev
+	t.next = &w.queue
+	w.queue.prev.next = t
+	w.queue.prev = t
+	w.wakeLocked()
+	w.mu.Unlock()
+	return true
+}
+
+// Del is task_del(9): it removes t from w's queue and returns true if t was queued on w
+// and had not started to run; otherwise it returns false and changes nothing. A task
+// that is running keeps running: Del does not wait for it (Sync does).
+func (w *Worker) Del(t *Task) bool {
+	if t.on.Load() != w {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t.on.Load() != w {
+		return false
+	}
+	t.unlink()
+	t.on.Store(nil)
+	return true
+}
+
+// Barrier runs fn on w after every task queued on w before the call has run (or been
+// removed with Del), and after the task running on w, if any, has returned. It is
+// taskq_barrier(9) without the sleep: it only queues fn behind those tasks and returns at
+// once, so any goroutine — a task of w itself, or two workers barriering each other —
+// can call it without risk of deadlock. It allocates one Task. If the group is closed, fn
+// never runs.
+func (w *Worker) Barrier(fn func()) {
+	w.Add(NewTask(fn))
+}
+
+// Sync waits until every task queued on w before the call has run, as taskq_barrier(9)
+// does. It returns nil, ctx.Err() if ctx ends first, or ErrClosed if w's group is or
+// gets closed first. Waiting on a worker could deadlock, so Sync returns ErrOnWorker at
+// once when called from a task, handler or timer of any worker of any group (see
+// Current); code on a worker uses Barrier instead.
+func (w *Worker) Sync(ctx context.Context) error {
+	if Current() != nil {
+		return ErrOnWorker
+	}
+	done := make(chan struct{})
+	t := NewTask(func() { close(done) })
+	if !w.Add(t) {
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		w.Del(t)
+		return ctx.Err()
+	case <-w.g.done:
+		select {
+		case <-done: // it ran before the loop stopped
+			return nil
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// takeBatch moves the queued tasks to the batch that this iteration runs (step 2): tasks
+// added from now on wait for the next iteration. It returns false if w is closing.
+func (w *Worker) takeBatch() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	if q, b := &w.queue, &w.batch; q.next != q {
+		b.next, b.prev = q.next, q.prev
+		b.next.prev, b.prev.next = b, b
+		q.next, q.prev = q, q
+	}
+	return true
+}
+
+// runBatch runs the batch. Each task is unlinked under mu and run without it, so Del can
+// still remove the tasks that have not run yet, and a running task can re-add itself.
+func (w *Worker) runBatch() {
+	b := &w.batch
+	for {
+		w.mu.Lock()
+		t := b.next
+		if t == b {
+			w.mu.Unlock()
+			return
+		}
+		t.unlink()
+		t.on.Store(nil)
+		fn := t.fn
+		w.mu.Unlock()
+		fn()
+	}
+}
+
+// unlink removes t from the queue or batch list it is on. The caller holds its mu.
+func (t *Task) unlink() {
+	t.prev.next = t.next
+	t.next.prev = t.prev
+	t.next, t.prev = nil, nil
+}
