@@ -24,9 +24,10 @@
 // change) waits for it. Hence:
 //
 //   - Keep sections short: a lookup, a few loads, taking a reference. Do nothing that can
-//     block or park: no channel operations, mutexes, sleeps, syscalls, I/O, runtime.Gosched,
-//     and never Wait or Synchronize. The runtime aborts a goroutine that parks while pinned
-//     ("schedule: holding locks"), and a syscall may lose the P, breaking the section.
+//     block or park: no channel operations, mutexes, sleeps, syscalls, cgo
+//     calls, I/O, runtime.Gosched, and never Wait or Synchronize. The runtime aborts a
+//     goroutine that parks while pinned ("schedule: holding locks"), and a syscall may
+//     lose the P, breaking the section.
 //   - Avoid allocating: it is allowed, but a section that allocates much delays the next
 //     stop-the-world for everyone.
 //   - Do not panic: the runtime refuses to unwind a pinned goroutine and ends the program

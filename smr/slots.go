@@ -43,6 +43,10 @@ func newSlotTable(n int) *slotTable {
 // GOMAXPROCS, and pins again, possibly on another P, so it loops until the table covers
 // the P it holds.
 func (s *SMR) enterSlow() *slot {
+	if s.table.Load() == nil {
+		procpin.Unpin()
+		panic("smr: Enter on an SMR not made by New")
+	}
 	for {
 		procpin.Unpin()
 		s.mu.Lock()

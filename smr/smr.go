@@ -30,7 +30,8 @@ type SMR struct {
 }
 
 // New is smr_create(9): it returns a new SMR whose write clock has just started. The name
-// appears in panic messages.
+// appears in panic messages. There is no smr_destroy: an SMR nobody refers to is garbage.
+// (The zero SMR is not usable: its clock would read as SeqInvalid.)
 func New(name string) *SMR {
 	return newAt(name, seqInit)
 }
@@ -51,8 +52,8 @@ func newAt(name string, init Seq) *SMR {
 // Name returns the name given to New.
 func (s *SMR) Name() string { return s.name }
 
-// Current is smr_current(9): the write clock now. Sections entered from now on observe at
-// least this value.
+// Current is smr_current(9): the write clock now. A section whose Enter reads the clock
+// from now on observes at least this value.
 func (s *SMR) Current() Seq { return Seq(s.wr.Load()) }
 
 // Advance is smr_advance(9): it steps the write clock and returns the new value as the
@@ -75,7 +76,7 @@ func (s *SMR) Advance() Seq { return Seq(s.wr.Add(seqIncr)) }
 func (s *SMR) Enter() {
 	pid := procpin.Pin()
 	var c *slot
-	if t := s.table.Load(); pid < len(t.slots) {
+	if t := s.table.Load(); t != nil && pid < len(t.slots) {
 		c = t.slots[pid]
 	} else {
 		c = s.enterSlow()
@@ -105,7 +106,7 @@ func (s *SMR) Exit() {
 	// A second pin reads the P id: the P cannot have changed since Enter pinned it.
 	pid := procpin.Pin()
 	t := s.table.Load()
-	if pid >= len(t.slots) || t.slots[pid].seq.Swap(uint64(SeqInvalid)) == uint64(SeqInvalid) {
+	if t == nil || pid >= len(t.slots) || t.slots[pid].seq.Swap(uint64(SeqInvalid)) == uint64(SeqInvalid) {
 		procpin.Unpin()
 		panic("smr(" + s.name + "): Exit outside a read section")
 	}

@@ -1,6 +1,7 @@
 package smr
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -101,6 +102,15 @@ func TestExitWithoutEnterPanics(t *testing.T) {
 	s.Enter()
 	s.Exit()
 	s.Synchronize()
+}
+
+func TestZeroSMRPanics(t *testing.T) {
+	var s SMR
+	for _, f := range []func(){s.Enter, s.Exit} {
+		if v := mustPanic(t, f); !strings.HasPrefix(fmt.Sprint(v), "smr") {
+			t.Errorf("panic %v", v)
+		}
+	}
 }
 
 func TestGoalAfterTheClockPanics(t *testing.T) {
