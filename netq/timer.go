@@ -83,10 +83,15 @@ func (t *Timer) Stop() bool {
 }
 
 // wheel is a hashed timer wheel: slot when%wheelSize holds the timers expiring at ticks
-// congruent to it, in arming order, and a bitmap marks the non-empty slots so the loop
-// finds the next one without scanning. All fields are guarded by the worker's mu.
+// congruent to it, in arming order; a bitmap marks the non-empty slots, and mins[s] is a
+// lower bound of the expiries in slot s (exact after the slot is walked; a removal can
+// leave it low, which costs at most one wasted visit). With them the loop sleeps until
+// the earliest expiry, not until the next non-empty slot, and passes over slots whose
+// timers are due in a later turn without walking them. All fields are guarded by the
+// worker's mu.
 type wheel struct {
 	slots  [wheelSize]*Timer
+	mins   [wheelSize]int64
 	bits   [wheelSize / 64]uint64
 	firing *Timer // timers taken off the wheel by this pass, in expiry order
 	n      int    // timers in slots
@@ -97,6 +102,9 @@ type wheel struct {
 func (wh *wheel) insert(t *Timer, when int64) {
 	t.when = when
 	s := when & wheelMask
+	if wh.slots[s] == nil || when < wh.mins[s] {
+		wh.mins[s] = when
+	}
 	t.link(&wh.slots[s])
 	wh.bits[s>>6] |= 1 << (s & 63)
 	wh.n++
@@ -119,15 +127,22 @@ func (wh *wheel) remove(t *Timer) {
 // expire moves the timers due at tick T from T's slot to the firing list.
 func (wh *wheel) expire(T int64) {
 	s := T & wheelMask
+	if wh.mins[s] > T {
+		return // all due in a later turn
+	}
+	low := int64(math.MaxInt64)
 	for t := wh.slots[s]; t != nil; {
 		next := t.next
 		if t.when <= T {
 			t.unlink()
 			wh.n--
 			t.link(&wh.firing)
+		} else {
+			low = min(low, t.when)
 		}
 		t = next
 	}
+	wh.mins[s] = low
 	if wh.slots[s] == nil {
 		wh.bits[s>>6] &^= 1 << (s & 63)
 	}
@@ -151,15 +166,24 @@ func (wh *wheel) next(from int64) (int64, bool) {
 }
 
 // sleep returns how long the loop may sleep, in epoll_wait milliseconds, and records the
-// tick it will wake at so that Reset wakes it only for an earlier timer.
+// tick it will wake at so that Reset wakes it only for an earlier timer. It looks at the
+// non-empty slots in tick order and stops as soon as no later slot can hold an earlier
+// expiry, which is at the first slot when its timers are due this turn.
 func (wh *wheel) sleep(now int64) int {
-	d, ok := wh.next(wh.done + 1)
-	if !ok {
-		wh.wakeAt = math.MaxInt64
+	from, best := wh.done+1, int64(math.MaxInt64)
+	for d := int64(0); d < wheelSize && from+d < best; d++ {
+		dd, ok := wh.next(from + d)
+		if !ok || d+dd >= wheelSize {
+			break
+		}
+		d += dd
+		best = min(best, max(wh.mins[(from+d)&wheelMask], from+d))
+	}
+	wh.wakeAt = best
+	if best == math.MaxInt64 {
 		return -1
 	}
-	wh.wakeAt = wh.done + 1 + d
-	return sleepMillis(wh.wakeAt*int64(tick) - now)
+	return sleepMillis(best*int64(tick) - now)
 }
 
 // advance processes the ticks up to now, moving due timers to the firing list in expiry
