@@ -18,7 +18,9 @@ func (z *Zone[T]) AllocBulk(dst []*T) (int, error) {
 	}
 	n := 0
 	for n < len(dst) {
-		n += z.allocCachedN(dst[n:])
+		if z.smr == nil {
+			n += z.allocCachedN(dst[n:])
+		}
 		if n == len(dst) {
 			break
 		}
@@ -78,6 +80,12 @@ func (z *Zone[T]) FreeBulk(items []*T) {
 		for _, it := range items {
 			z.dtor(it)
 		}
+	}
+	if z.smr != nil {
+		for _, it := range items {
+			z.freeSMR(it)
+		}
+		return
 	}
 	for len(items) > 0 {
 		if !z.limit.waiting() {

@@ -3,6 +3,8 @@ package uma
 import (
 	"runtime"
 	"unsafe"
+
+	"github.com/softnet-go/softnet/smr"
 )
 
 // A bucket is a stack of free items: uma_bucket. Its items slice has the zone's bucket
@@ -10,6 +12,7 @@ import (
 type bucket[T any] struct {
 	items []*T
 	n     int
+	seq   smr.Seq // an SMR zone's stamp: its items may be reused once this goal is reached
 }
 
 // pop leaves the slot it empties as it was: a stale pointer there only delays the

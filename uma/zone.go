@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/softnet-go/softnet/internal/procpin"
+	"github.com/softnet-go/softnet/smr"
 )
 
 // ZoneConfig describes a zone. Name is required; every hook is optional.
@@ -29,6 +30,11 @@ type ZoneConfig[T any] struct {
 	// MaxItems caps the items the zone holds from its keg, in use and cached together,
 	// as uma_zone_set_max does; 0 means no cap of its own (the Limit still applies).
 	MaxItems int64
+	// SMR makes this an SMR zone (UMA_ZONE_SMR): a freed item is not handed out again until
+	// every read section of SMR that could have seen it has ended. Frees collect in the
+	// P's free bucket, which is stamped with SMR.Advance when full and queued; allocations
+	// take a queued bucket only once SMR.Poll passes its stamp. Such a zone has no Dtor.
+	SMR *smr.SMR
 	// BucketSize is the number of items in a per-P bucket. It defaults to 16 KiB worth of
 	// items, at least 2 and at most 128 (FreeBSD's bucket_select gives 8 for a 2 KiB
 	// cluster): small buckets for large items keep little memory parked per P.
@@ -51,6 +57,7 @@ type Zone[T any] struct {
 	fini      func(*T)
 	maxItems  int64
 	bsize     int
+	smr       *smr.SMR
 	errNoBufs error
 
 	locals atomic.Pointer[pcacheArray[T]]
@@ -80,6 +87,9 @@ func NewZone[T any](k *Keg[T], cfg ZoneConfig[T]) (*Zone[T], error) {
 	if cfg.MaxItems < 0 || cfg.BucketSize < 0 {
 		return nil, fmt.Errorf("uma: zone %s: negative MaxItems or BucketSize", cfg.Name)
 	}
+	if cfg.SMR != nil && cfg.Dtor != nil {
+		return nil, fmt.Errorf("uma: zone %s: an SMR zone cannot have a Dtor (readers may still see a freed item; reset items in Ctor)", cfg.Name)
+	}
 	z := &Zone[T]{
 		name:     cfg.Name,
 		keg:      k,
@@ -90,6 +100,7 @@ func NewZone[T any](k *Keg[T], cfg ZoneConfig[T]) (*Zone[T], error) {
 		fini:     cfg.Fini,
 		maxItems: cfg.MaxItems,
 		bsize:    cfg.BucketSize,
+		smr:      cfg.SMR,
 	}
 	if z.bsize == 0 {
 		z.bsize = int(min(128, max(2, (16<<10)/k.itemSize)))
@@ -179,6 +190,10 @@ func (z *Zone[T]) Free(it *T) {
 	if z.dtor != nil {
 		z.dtor(it)
 	}
+	if z.smr != nil {
+		z.freeSMR(it)
+		return
+	}
 	if z.limit.nwait.Load() == 0 {
 		// The fast path: push onto this P's alloc bucket.
 		pid := procpin.Pin()
@@ -237,7 +252,7 @@ func (z *Zone[T]) allocSlow() *T {
 	if a := z.locals.Load(); pid < len(a.caches) {
 		c := a.caches[pid]
 		c.lock()
-		if c.alloc.n == 0 && c.free.n > 0 {
+		if c.alloc.n == 0 && c.free.n > 0 && z.smr == nil { // an SMR zone's free bucket waits its grace period
 			c.alloc, c.free = c.free, c.alloc
 		}
 		if c.alloc.n > 0 {
@@ -254,17 +269,29 @@ func (z *Zone[T]) allocSlow() *T {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	var b bucket[T]
-	if n := len(z.full); n > 0 {
+	switch n := len(z.full); {
+	case z.smr != nil:
+		b = z.takeReady(false)
+	case n > 0:
 		b = z.full[n-1]
 		z.full[n-1] = bucket[T]{}
 		z.full = z.full[:n-1]
 		z.cached -= int64(b.n)
 		z.lowWater = min(z.lowWater, z.cached)
-	} else {
+	}
+	if b.n == 0 {
 		b = bucket[T]{items: z.spareBucket()}
 		if b.n = z.importItems(b.items); b.n == 0 {
 			z.spare = append(z.spare, b.items)
-			return nil
+			if z.smr == nil || len(z.full) == 0 {
+				return nil
+			}
+			// Out of memory but items are waiting out their grace period: wait for it.
+			if b = z.takeReady(true); b.n == 0 {
+				return nil
+			}
+		} else if z.smr != nil {
+			b.seq = z.smr.Current() // never seen by a reader: no grace period needed
 		}
 	}
 	c := z.cache(procpin.Pin())
@@ -409,6 +436,9 @@ func (z *Zone[T]) trimTo(keep int64) {
 	i := 0
 	for ; i < len(z.full) && z.cached > keep; i++ {
 		b := z.full[i]
+		if z.smr != nil {
+			z.smr.Wait(b.seq) // readers leave sections quickly; the keg must not see it sooner
+		}
 		z.cached -= int64(b.n)
 		z.release(b.items[:b.n])
 		clear(b.items)
@@ -444,6 +474,10 @@ func (z *Zone[T]) flushLocal() {
 		c.unlock()
 	}
 	procpin.Unpin()
+	if z.smr != nil {
+		a.seq = z.smr.Current() // the alloc bucket's items are past their grace period
+		f.seq = z.smr.Advance()
+	}
 	z.stash(a)
 	z.stash(f)
 }
