@@ -1,0 +1,141 @@
+package relay
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of the settings a Config leaves at zero or empty.
+const (
+	DefaultAdmin     = "127.0.0.1:6060"
+	DefaultGrace     = 5 * time.Second
+	DefaultLogFormat = "text"
+)
+
+// Config is the whole configuration of a daemon: global settings and its relays.
+type Config struct {
+	// Admin is the address of the admin endpoint (/metrics, /debug/mbuf, /debug/pprof/,
+	// /healthz); DefaultAdmin if empty, "off" for none. It must be a loopback address
+	// unless AdminPublic is set.
+	Admin string
+	// AdminPublic allows a non-loopback Admin address.
+	AdminPublic bool
+	// Workers is the number of softnet workers; 0 is one per CPU.
+	Workers int
+	// MemLimit is the byte limit over every mbuf and cluster zone; 0 is unlimited.
+	MemLimit int64
+	// Grace is how long open flows may finish after SIGINT or SIGTERM; DefaultGrace if 0.
+	Grace time.Duration
+	// LogFormat is "text" or "json"; DefaultLogFormat if empty.
+	LogFormat string
+	// Relays are the relays to run; their names are unique.
+	Relays []RelayConfig
+}
+
+// RelayConfig describes one relay: where it listens, where it sends, and the limits of
+// each direction of each flow.
+type RelayConfig struct {
+	// Name names the relay in logs and metrics; unique within a Config.
+	Name string
+	// Protocol is "tcp" or "udp".
+	Protocol string
+	// Listen is the host:port to accept clients on; port 0 picks a free port.
+	Listen string
+	// Targets are the host:port addresses flows go to, taken in turn (round-robin);
+	// a TCP target that refuses or times out is skipped and counted.
+	Targets []string
+	// Max is the most bytes one direction of a flow may move (OpenBSD's sp_max);
+	// 0 is unlimited. Reaching it closes the flow.
+	Max int64
+	// Idle ends one direction of a flow that moved nothing for this long (sp_idle);
+	// 0 is no timeout. A flow ends when both of its directions have ended.
+	Idle time.Duration
+	// Mode chooses how bytes move: ModeAuto, ModeUser or ModeKernel (and the benchmark
+	// baselines ModeIOCopy and ModeCopy).
+	Mode Mode
+	// ProxyProtocol, if not ProxyNone, sends a PROXY protocol header (version 1 or 2)
+	// with the client's address to the target before any byte of the client (TCP only).
+	ProxyProtocol ProxyVersion
+}
+
+// Mode is how a relay moves bytes.
+type Mode string
+
+// The modes. ModeAuto, ModeUser and ModeKernel splice with package socket (SpliceAuto,
+// SpliceUser, SpliceKernel); ModeIOCopy and ModeCopy are the baselines of `spliced
+// bench`, built on package net alone: Go's io.Copy (which uses splice(2) between TCP
+// connections) and a goroutine per direction copying through a 32 KiB buffer.
+const (
+	ModeAuto   Mode = "auto"
+	ModeUser   Mode = "user"
+	ModeKernel Mode = "kernel"
+	ModeIOCopy Mode = "iocopy"
+	ModeCopy   Mode = "copy"
+)
+
+// ParseMode parses the name of a splicing mode: "auto", "user" or "kernel". The baselines
+// are not accepted here: they are for benchmarks only.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeAuto, ModeUser, ModeKernel:
+		return m, nil
+	case "":
+		return ModeAuto, nil
+	}
+	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel)", s)
+}
+
+// baseline reports whether m is one of the package-net benchmark baselines.
+func (m Mode) baseline() bool { return m == ModeIOCopy || m == ModeCopy }
+
+// ProxyVersion is the version of the PROXY protocol header sent to targets; ProxyNone
+// sends none.
+type ProxyVersion int
+
+// The PROXY protocol versions (HAProxy's proxy-protocol.txt).
+const (
+	ProxyNone ProxyVersion = 0
+	ProxyV1   ProxyVersion = 1 // text: "PROXY TCP4 src dst sport dport\r\n"
+	ProxyV2   ProxyVersion = 2 // binary, with the 12-byte signature
+)
+
+// ParseProxyVersion parses "", "none", "v1" or "v2".
+func ParseProxyVersion(s string) (ProxyVersion, error) {
+	switch s {
+	case "", "none":
+		return ProxyNone, nil
+	case "v1", "1":
+		return ProxyV1, nil
+	case "v2", "2":
+		return ProxyV2, nil
+	}
+	return 0, fmt.Errorf("unknown PROXY protocol version %q (want v1 or v2, or none)", s)
+}
+
+// String returns "none", "v1" or "v2".
+func (v ProxyVersion) String() string {
+	switch v {
+	case ProxyNone:
+		return "none"
+	case ProxyV1:
+		return "v1"
+	case ProxyV2:
+		return "v2"
+	}
+	return fmt.Sprintf("ProxyVersion(%d)", int(v))
+}
+
+// Equal reports whether r and o describe the same relay.
+func (r *RelayConfig) Equal(o *RelayConfig) bool {
+	if r.Name != o.Name || r.Protocol != o.Protocol || r.Listen != o.Listen ||
+		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode ||
+		r.ProxyProtocol != o.ProxyProtocol || len(r.Targets) != len(o.Targets) {
+		return false
+	}
+	for i := range r.Targets {
+		if r.Targets[i] != o.Targets[i] {
+			return false
+		}
+	}
+	return true
+}

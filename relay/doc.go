@@ -1,0 +1,29 @@
+// Package relay runs TCP and UDP relays the way OpenBSD's relayd runs them on socket
+// splicing: a listener per relay, one or more targets taken in turn, and for every flow two
+// splices (client to target and target to client), each with its own byte limit and idle
+// timeout, an honest half-close and metrics by ending reason.
+//
+// A Config describes the relays; LoadConfig reads one from a TOML file and reports every
+// problem with the file, line, key and value. A Server runs the relays of a Config, applies
+// a new Config without dropping the flows of relays that stay (SIGHUP), and shuts down
+// gracefully. Handler serves the admin endpoint: /metrics, /debug/mbuf, /debug/pprof/ and
+// /healthz.
+//
+// The file format, with every key (sizes take 64MiB-style suffixes, durations Go's syntax):
+//
+//	admin = "127.0.0.1:6060"  # admin endpoint; loopback only unless admin_public = true
+//	workers = 0               # softnet workers; 0 is one per CPU
+//	mem_limit = "256MiB"      # the shared mbuf memory limit; 0 is unlimited
+//	grace = "5s"              # how long open flows may finish at SIGINT/SIGTERM
+//	log_format = "text"       # or "json"
+//
+//	[[relay]]
+//	name = "web"                           # unique; labels the metrics
+//	protocol = "tcp"                       # or "udp"
+//	listen = "0.0.0.0:8080"
+//	targets = ["10.0.0.1:80", "10.0.0.2:80"]  # round-robin; a refusing target is skipped
+//	max = "1GiB"                           # per direction; 0 is unlimited
+//	idle = "5m"                            # per direction; 0 is none
+//	mode = "auto"                          # auto, user or kernel
+//	proxy_protocol = "v2"                  # "", "v1" or "v2" (TCP only)
+package relay

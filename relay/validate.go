@@ -1,0 +1,236 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// resolveTimeout bounds the lookup of one host name during validation.
+const resolveTimeout = 5 * time.Second
+
+// Validate checks every setting of c and returns nil or the problems found, each a
+// *ConfigError naming the key and the value, joined with errors.Join. Host names of
+// listen addresses and targets must resolve; two relays may not listen on the same
+// protocol and port when their addresses overlap.
+func (c *Config) Validate() error {
+	var errs []error
+	global := func(key, value string, err error) {
+		errs = append(errs, &ConfigError{Relay: -1, Key: key, Value: value, Err: err})
+	}
+	if c.Admin != "" && c.Admin != "off" {
+		if err := checkAdmin(c.Admin, c.AdminPublic); err != nil {
+			global("admin", strconv.Quote(c.Admin), err)
+		}
+	}
+	if c.Workers < 0 || c.Workers > 1024 {
+		global("workers", strconv.Itoa(c.Workers), errors.New("must be between 0 (one per CPU) and 1024"))
+	}
+	if c.MemLimit < 0 {
+		global("mem_limit", strconv.FormatInt(c.MemLimit, 10), errors.New("must not be negative"))
+	}
+	if c.Grace < 0 {
+		global("grace", strconv.Quote(c.Grace.String()), errors.New("must not be negative"))
+	}
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		global("log_format", strconv.Quote(c.LogFormat), errors.New(`want "text" or "json"`))
+	}
+	if len(c.Relays) == 0 {
+		global("relay", "", errors.New("no relay configured"))
+	}
+	names := map[string]int{}
+	var listeners []listenerKey
+	for i := range c.Relays {
+		r := &c.Relays[i]
+		bad := func(key, value string, err error) {
+			errs = append(errs, &ConfigError{Relay: i, Name: r.Name, Key: key, Value: value, Err: err})
+		}
+		if r.Name == "" {
+			bad("name", "", errors.New("missing"))
+		} else if j, dup := names[r.Name]; dup {
+			bad("name", strconv.Quote(r.Name), fmt.Errorf("also the name of relay #%d", j+1))
+		} else {
+			names[r.Name] = i
+		}
+		if r.Protocol != "tcp" && r.Protocol != "udp" {
+			bad("protocol", strconv.Quote(r.Protocol), errors.New(`want "tcp" or "udp"`))
+		}
+		if lk, err := checkListen(r.Protocol, r.Listen); err != nil {
+			bad("listen", strconv.Quote(r.Listen), err)
+		} else {
+			for _, o := range listeners {
+				if o.overlaps(lk) {
+					bad("listen", strconv.Quote(r.Listen), fmt.Errorf("relay %q already listens on %s/%s", o.relay, o.proto, o.addr))
+					break
+				}
+			}
+			lk.relay = r.Name
+			listeners = append(listeners, lk)
+		}
+		if len(r.Targets) == 0 {
+			bad("targets", "", errors.New("missing: give at least one host:port"))
+		}
+		for _, t := range r.Targets {
+			if err := checkTarget(t); err != nil {
+				bad("targets", strconv.Quote(t), err)
+			}
+		}
+		if r.Max < 0 {
+			bad("max", strconv.FormatInt(r.Max, 10), errors.New("must not be negative"))
+		}
+		if r.Idle < 0 {
+			bad("idle", strconv.Quote(r.Idle.String()), errors.New("must not be negative"))
+		}
+		switch r.Mode {
+		case ModeAuto, ModeUser, ModeIOCopy, ModeCopy:
+		case ModeKernel:
+			if r.Protocol == "udp" {
+				bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
+			}
+		default:
+			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel"))
+		}
+		switch r.ProxyProtocol {
+		case ProxyNone:
+		case ProxyV1, ProxyV2:
+			if r.Protocol == "udp" {
+				bad("proxy_protocol", strconv.Quote(r.ProxyProtocol.String()), errors.New("the PROXY protocol header is for TCP relays only"))
+			}
+		default:
+			bad("proxy_protocol", strconv.Itoa(int(r.ProxyProtocol)), errors.New(`want "v1" or "v2"`))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// listenerKey identifies what a listener binds, to find two relays binding the same.
+type listenerKey struct {
+	relay string
+	proto string
+	addr  string
+	ip    netip.Addr // invalid for a host name; unspecified for "" or 0.0.0.0 or ::
+	port  uint16
+}
+
+func (a listenerKey) overlaps(b listenerKey) bool {
+	if a.proto != b.proto || a.port != b.port || a.port == 0 {
+		return false
+	}
+	if !a.ip.IsValid() || !b.ip.IsValid() {
+		return a.addr == b.addr
+	}
+	return a.ip == b.ip || a.ip.IsUnspecified() || b.ip.IsUnspecified()
+}
+
+// checkListen checks a listen address: host:port, the port a number 0-65535 and the host
+// empty, an IP address or a name that resolves.
+func checkListen(proto, addr string) (listenerKey, error) {
+	host, port, err := splitHostPort(addr, 0)
+	if err != nil {
+		return listenerKey{}, err
+	}
+	lk := listenerKey{proto: proto, addr: addr, port: port}
+	if host == "" {
+		lk.ip = netip.IPv6Unspecified()
+		return lk, nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		lk.ip = ip.Unmap()
+		return lk, nil
+	}
+	ips, err := resolve(host)
+	if err != nil {
+		return lk, err
+	}
+	if len(ips) == 1 {
+		lk.ip = ips[0]
+	}
+	return lk, nil
+}
+
+// checkTarget checks a target address: host:port, a port 1-65535 and a host that
+// resolves.
+func checkTarget(addr string) error {
+	host, _, err := splitHostPort(addr, 1)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("missing host (write 127.0.0.1:PORT for this machine)")
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	_, err = resolve(host)
+	return err
+}
+
+// checkAdmin checks the admin endpoint's address: host:port with a loopback host, unless
+// public allows any.
+func checkAdmin(addr string, public bool) error {
+	host, _, err := splitHostPort(addr, 0)
+	if err != nil {
+		return err
+	}
+	if public {
+		return nil
+	}
+	const hint = "the admin endpoint serves pprof and must stay on loopback (127.0.0.1, ::1); set admin_public = true (--admin-public) to allow it"
+	if host == "" {
+		return errors.New("listens on every interface: " + hint)
+	}
+	ips := []netip.Addr{}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = append(ips, ip)
+	} else if ips, err = resolve(host); err != nil {
+		return err
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("%s is not a loopback address: %s", ip, hint)
+		}
+	}
+	return nil
+}
+
+// splitHostPort splits host:port and checks that the port is a number from min to 65535.
+func splitHostPort(addr string, min int) (string, uint16, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return "", 0, fmt.Errorf("want host:port ([host]:port for IPv6): %s", ae.Err)
+		}
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number", port)
+	}
+	if n < min || n > 65535 {
+		return "", 0, fmt.Errorf("port %d is out of range %d-65535", n, min)
+	}
+	return host, uint16(n), nil
+}
+
+// resolve looks a host name up, bounded by resolveTimeout.
+func resolve(host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return nil, fmt.Errorf("host %q does not resolve", host)
+		}
+		return nil, fmt.Errorf("cannot resolve host %q: %v", host, err)
+	}
+	for i := range ips {
+		ips[i] = ips[i].Unmap()
+	}
+	return ips, nil
+}
