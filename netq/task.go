@@ -111,38 +111,34 @@ func (w *Worker) Sync(ctx context.Context) error {
 }
 
 // takeBatch moves the queued tasks to the batch that this iteration runs (step 2): tasks
-// added from now on wait for the next iteration. It returns false if w is closing.
-func (w *Worker) takeBatch() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return false
-	}
+// added from now on wait for the next iteration. w.mu is held.
+func (w *Worker) takeBatch() {
 	if q, b := &w.queue, &w.batch; q.next != q {
 		b.next, b.prev = q.next, q.prev
 		b.next.prev, b.prev.next = b, b
 		q.next, q.prev = q, q
 	}
-	return true
 }
 
 // runBatch runs the batch. Each task is unlinked under mu and run without it, so Del can
 // still remove the tasks that have not run yet, and a running task can re-add itself.
+// Nothing is ever added to the batch, so once it is seen empty it stays empty.
 func (w *Worker) runBatch() {
 	b := &w.batch
-	for {
-		w.mu.Lock()
+	w.mu.Lock()
+	for b.next != b {
 		t := b.next
-		if t == b {
-			w.mu.Unlock()
-			return
-		}
 		t.unlink()
 		t.on.Store(nil)
-		fn := t.fn
+		fn, last := t.fn, b.next == b
 		w.mu.Unlock()
 		fn()
+		if last {
+			return
+		}
+		w.mu.Lock()
 	}
+	w.mu.Unlock()
 }
 
 // unlink removes t from the queue or batch list it is on. The caller holds its mu.

@@ -223,11 +223,10 @@ func (wh *wheel) clear() {
 	wh.n = 0
 }
 
-// runTimers fires the timers that have expired by now (step 1). Each is unlinked under mu
-// and run without it, so Stop and Reset keep working on the ones not yet run.
-func (w *Worker) runTimers(now int64) {
+// runTimers fires the timers that begin found due (step 1). Each is unlinked under mu and
+// run without it, so Stop and Reset keep working on the ones not yet run.
+func (w *Worker) runTimers() {
 	w.mu.Lock()
-	w.wheel.advance(now)
 	for {
 		t := w.wheel.firing
 		if t == nil {

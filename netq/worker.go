@@ -132,13 +132,30 @@ func (w *Worker) loop() {
 	for {
 		now := mono()
 		w.now.Store(now)
-		if !w.takeBatch() {
+		timers, ok := w.begin(now)
+		if !ok {
 			return
 		}
-		w.runTimers(now)
+		if timers {
+			w.runTimers()
+		}
 		w.runBatch()
 		w.dispatch(w.poll())
 	}
+}
+
+// begin starts an iteration, in one critical section: it takes the batch of tasks to run
+// and moves the expired timers to the firing list. It returns whether any timer is due,
+// and false if w is closing.
+func (w *Worker) begin(now int64) (timers, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false, false
+	}
+	w.takeBatch()
+	w.wheel.advance(now)
+	return w.wheel.firing != nil, true
 }
 
 // poll waits for fd events (step 3) and returns how many are in w.events.
