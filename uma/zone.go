@@ -291,7 +291,7 @@ func (z *Zone[T]) allocSlow() *T {
 				return nil
 			}
 		} else if z.smr != nil {
-			b.seq = z.smr.Current() // never seen by a reader: no grace period needed
+			b.seq = smr.SeqInvalid // never seen by a reader: no grace period needed
 		}
 	}
 	c := z.cache(procpin.Pin())
@@ -475,7 +475,7 @@ func (z *Zone[T]) flushLocal() {
 	}
 	procpin.Unpin()
 	if z.smr != nil {
-		a.seq = z.smr.Current() // the alloc bucket's items are past their grace period
+		a.seq = smr.SeqInvalid // the alloc bucket's items are past their grace period
 		f.seq = z.smr.Advance()
 	}
 	z.stash(a)
