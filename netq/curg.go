@@ -45,7 +45,11 @@ func setRunning(w *Worker, on bool) {
 }
 
 // Current returns the worker whose task, handler or timer callback is calling it, or nil
-// if the caller is not running on any worker of any group.
+// if the caller is not running on any worker of any group. It knows by goroutine
+// identity: each loop records the identity of its goroutine (the address of the
+// runtime's goroutine descriptor) while it runs, and only callbacks run on a loop
+// goroutine; a goroutine started by a callback is not on the worker. It costs a few
+// nanoseconds per running worker.
 func Current() *Worker {
 	p := running.Load()
 	if p == nil {

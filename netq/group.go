@@ -30,7 +30,8 @@ type Group struct {
 	once    sync.Once
 }
 
-// NewGroup starts a group of n workers; n <= 0 means runtime.GOMAXPROCS(0), one per P.
+// NewGroup starts a group of n workers; n <= 0 means runtime.GOMAXPROCS(0), one per P
+// (read once: the group does not follow later GOMAXPROCS changes).
 // Each worker gets an epoll instance and an eventfd; the error is from creating those.
 func NewGroup(n int) (*Group, error) {
 	if n <= 0 {
@@ -94,7 +95,8 @@ func (g *Group) Workers() []*Worker { return slices.Clone(g.workers) }
 // returns nil). A callback running when Close is called finishes first.
 //
 // Close is idempotent; a second call waits for the first to finish. Called on one of g's
-// own workers it cannot wait for itself and returns ErrOnWorker without closing anything.
+// own workers it cannot wait for itself and returns ErrOnWorker without closing anything;
+// called on a worker of another group, it holds that worker until g's loops have exited.
 func (g *Group) Close() error {
 	if w := Current(); w != nil && w.g == g {
 		return ErrOnWorker

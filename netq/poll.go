@@ -11,8 +11,8 @@ import (
 // A Handler receives readiness events for a registered fd, on the fd's worker. events is
 // a set of unix.EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR and EPOLLHUP bits. Registrations
 // are edge-triggered: Ready is called when the fd becomes ready, not while it stays
-// ready, so a handler reads or writes until EAGAIN, or does at most Budget bytes and
-// re-Adds a task to continue, which then runs until EAGAIN.
+// ready, so the fd's owner must read or write until EAGAIN — in turns of at most Budget
+// bytes, continuing in a re-Added task — or it will not hear from the fd again.
 type Handler interface {
 	Ready(events uint32)
 }

@@ -1,6 +1,7 @@
 package netq
 
 import (
+	"encoding/binary"
 	"math"
 	"os"
 	"sync"
@@ -29,8 +30,8 @@ const Budget = 64 << 10
 //  1. runs the timers that have expired;
 //  2. runs the tasks that were queued when the iteration began (a task added during the
 //     iteration, even by itself, runs in the next one);
-//  3. waits for fd events — not at all if tasks are pending, until the next timer tick
-//     if a timer is pending, else until woken — and delivers them to their handlers.
+//  3. waits for fd events — not at all if tasks are pending, else until the tick of the
+//     earliest pending timer, else until woken — and delivers them to their handlers.
 //
 // A panic in a callback is not recovered: it kills the process, as in any goroutine.
 // Recovering (as net/http does for handlers) would let the worker go on with a flow's
@@ -64,7 +65,9 @@ type Worker struct {
 	byfd     map[int]int32
 	readying atomic.Int32 // slot whose Ready is being delivered, or -1
 
-	evfd   int // eventfd, guarded by mu
+	// evfd is the eventfd: written only under mu, read only by the loop; both fds are
+	// closed only after the loop has exited.
+	evfd   int
 	evbuf  [8]byte
 	events [128]unix.EpollEvent
 }
@@ -72,8 +75,11 @@ type Worker struct {
 // wakeSlot marks the eventfd's epoll events; registrations use slots >= 0.
 const wakeSlot = -1
 
-// eventfdOne is the 8-byte counter increment written to wake a loop.
-var eventfdOne = [8]byte{1}
+// eventfdOne is the counter increment written to wake a loop: a uint64 1, native endian.
+var eventfdOne = func() (b [8]byte) {
+	binary.NativeEndian.PutUint64(b[:], 1)
+	return b
+}()
 
 func newWorker(g *Group, id int) (*Worker, error) {
 	w := &Worker{g: g, id: id, epfd: -1, evfd: -1, byfd: make(map[int]int32)}
@@ -175,7 +181,7 @@ func (w *Worker) poll() int {
 }
 
 // timeout returns the epoll_wait timeout in milliseconds: 0 if tasks are pending or w is
-// closing, else until the next tick at which a timer may expire, else -1 (until woken).
+// closing, else until the earliest pending timer's tick, else -1 (until woken).
 // A non-zero timeout sets sleeping, under mu, so that Add and Reset, which check it under
 // mu after queueing, cannot miss the sleep.
 func (w *Worker) timeout() int {
