@@ -1,0 +1,182 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// An engine makes a relay's sockets and moves the bytes of one direction of a flow. The
+// splicing modes use package socket; the benchmark baselines use package net, so that
+// `spliced bench` compares them through the same relay code.
+type engine interface {
+	// listen opens a TCP listener.
+	listen(network, addr string) (net.Listener, error)
+	// dial connects to a target, on the same worker as near where the engine has workers.
+	dial(ctx context.Context, network, addr string, near net.Conn) (net.Conn, error)
+	// fromConn takes over a *net.UDPConn for the engine (a UDP flow's client side).
+	fromConn(c *net.UDPConn) (net.Conn, error)
+	// move moves bytes from d.src to d.dst until d.src's EOF (nil), max bytes (EFBIG),
+	// idle (ETIMEDOUT) or an error (the source's, or EPIPE or the drain's).
+	move(d *direction, max int64, idle time.Duration) error
+	// moved returns the bytes d has moved so far.
+	moved(d *direction) int64
+}
+
+// newEngine returns the engine of a mode.
+func newEngine(m Mode) (engine, error) {
+	switch m {
+	case ModeIOCopy:
+		return ioCopyEngine{}, nil
+	case ModeCopy:
+		return bufCopyEngine{}, nil
+	}
+	return newSocketEngine(m)
+}
+
+// A direction is one half of a flow: bytes from src to dst.
+type direction struct {
+	src, dst net.Conn
+	n        atomic.Int64 // bytes moved, as the baseline engines count them
+}
+
+// netEngine makes plain package-net sockets, for the baselines.
+type netEngine struct{}
+
+func (netEngine) listen(network, addr string) (net.Listener, error) {
+	return net.Listen(network, addr)
+}
+
+func (netEngine) dial(ctx context.Context, network, addr string, _ net.Conn) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func (netEngine) fromConn(c *net.UDPConn) (net.Conn, error) { return c, nil }
+
+func (netEngine) moved(d *direction) int64 { return d.n.Load() }
+
+// ioCopyEngine is Go's io.Copy relay: between TCP connections io.Copy uses splice(2)
+// through a pipe. It counts TCP bytes only at the end and has no TCP idle timeout;
+// datagrams it copies as bufCopyEngine does.
+type ioCopyEngine struct{ netEngine }
+
+func (ioCopyEngine) move(d *direction, max int64, idle time.Duration) error {
+	var n int64
+	var err error
+	if tc, ok := d.dst.(*net.TCPConn); ok {
+		if max > 0 {
+			n, err = tc.ReadFrom(&io.LimitedReader{R: d.src, N: max})
+		} else {
+			n, err = tc.ReadFrom(d.src)
+		}
+	} else {
+		_, err = copyDatagrams(d, make([]byte, 64<<10), max, idle)
+		return err
+	}
+	d.n.Store(n)
+	if err == nil && max > 0 && n == max {
+		return syscall.EFBIG
+	}
+	return copyError(err)
+}
+
+// bufCopyEngine is the classic Go relay: a goroutine per direction copying through a
+// 32 KiB buffer (64 KiB for UDP, so that any datagram fits).
+type bufCopyEngine struct{ netEngine }
+
+func (bufCopyEngine) move(d *direction, max int64, idle time.Duration) error {
+	if _, ok := d.src.(*net.UDPConn); ok {
+		_, err := copyDatagrams(d, make([]byte, 64<<10), max, idle)
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	var total int64
+	for {
+		p := buf
+		if max > 0 && max-total < int64(len(p)) {
+			p = p[:max-total]
+		}
+		if idle > 0 {
+			d.src.SetReadDeadline(time.Now().Add(idle))
+		}
+		n, err := d.src.Read(p)
+		if n > 0 {
+			if _, werr := d.dst.Write(p[:n]); werr != nil {
+				return writeError(werr)
+			}
+			total += int64(n)
+			d.n.Store(total)
+			if max > 0 && total == max {
+				return syscall.EFBIG
+			}
+		}
+		if err != nil {
+			return copyError(err)
+		}
+	}
+}
+
+// copyDatagrams relays one datagram per read, ending at max like a UDP splice: a
+// datagram that lands exactly on max ends with EFBIG; one that would cross it is dropped
+// and ends the copy without error.
+func copyDatagrams(d *direction, buf []byte, max int64, idle time.Duration) (int64, error) {
+	var total int64
+	for {
+		if idle > 0 {
+			d.src.SetReadDeadline(time.Now().Add(idle))
+		}
+		n, err := d.src.Read(buf)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return total, err
+			}
+			return total, copyError(err)
+		}
+		if max > 0 && total+int64(n) > max {
+			return total, nil
+		}
+		if _, err := d.dst.Write(buf[:n]); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+			return total, writeError(err)
+		}
+		total += int64(n)
+		d.n.Store(total)
+		if max > 0 && total == max {
+			return total, syscall.EFBIG
+		}
+	}
+}
+
+// copyError turns a read error of the baselines into a splice ending: EOF is nil, a
+// passed deadline is ETIMEDOUT.
+func copyError(err error) error {
+	var ne net.Error
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &ne) && ne.Timeout():
+		return syscall.ETIMEDOUT
+	}
+	return err
+}
+
+// writeError turns a write error of the baselines into a splice ending: a drain that
+// cannot send is EPIPE, as OpenBSD reports it.
+func writeError(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if errno == syscall.ECONNRESET {
+			return syscall.EPIPE
+		}
+		return errno
+	}
+	return fmt.Errorf("write: %w", err)
+}

@@ -1,0 +1,173 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+)
+
+// A Server runs relays. Apply starts, updates and stops them to match a configuration;
+// Shutdown stops accepting and lets open flows finish.
+type Server struct {
+	log    *slog.Logger
+	ctx    context.Context // canceled when a shutdown's grace runs out: aborts dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine serving a flow
+
+	mu      sync.Mutex
+	running map[string]runner      // by relay name
+	stats   map[string]*relayStats // by relay name, kept after a relay stops
+	down    bool
+}
+
+// runner is a running relay, TCP or UDP.
+type runner interface {
+	settings() *settings
+	update(*settings)
+	addr() net.Addr
+	stop()
+	statsOf() *relayStats
+}
+
+// NewServer returns a Server with no relays that logs to log (slog.Default() if nil).
+func NewServer(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{log: log, ctx: ctx, cancel: cancel, running: map[string]runner{}, stats: map[string]*relayStats{}}
+}
+
+// Apply makes the running relays those of relays, which should have passed
+// Config.Validate. A relay whose name, protocol and listen address are unchanged keeps
+// its listener and its open flows, and new flows take its new settings; a relay that is
+// gone, or listens elsewhere, stops accepting, and its open flows (TCP and UDP alike:
+// they have sockets of their own) go on until they end. New relays start. Apply returns
+// the relays it could not start, and leaves the others applied.
+func (s *Server) Apply(relays []RelayConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return errors.New("relay: server is shut down")
+	}
+	want := map[string]*RelayConfig{}
+	for i := range relays {
+		want[relays[i].Name] = &relays[i]
+	}
+	for name, r := range s.running {
+		old := &r.settings().cfg
+		if n, ok := want[name]; !ok || n.Protocol != old.Protocol || n.Listen != old.Listen || n.Mode.baseline() != old.Mode.baseline() {
+			r.stop()
+			delete(s.running, name)
+			s.log.Info("relay stopped", "relay", name, "listen", old.Listen)
+		}
+	}
+	var errs []error
+	for i := range relays {
+		cfg := relays[i]
+		eng, err := newEngine(cfg.Mode)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
+			continue
+		}
+		st := &settings{cfg: cfg, eng: eng}
+		st.cfg.Targets = append([]string(nil), cfg.Targets...)
+		if r, ok := s.running[cfg.Name]; ok {
+			if !r.settings().cfg.Equal(&cfg) {
+				r.update(st)
+				s.log.Info("relay updated", "relay", cfg.Name, "listen", r.addr().String(), "targets", cfg.Targets)
+			}
+			continue
+		}
+		stats := s.stats[cfg.Name]
+		if stats == nil {
+			stats = newRelayStats(cfg.Name)
+			s.stats[cfg.Name] = stats
+		}
+		var r runner
+		if cfg.Protocol == "udp" {
+			r, err = startUDP(s, st, stats)
+		} else {
+			r, err = startTCP(s, st, stats)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
+			continue
+		}
+		s.running[cfg.Name] = r
+		s.log.Info("relay started", "relay", cfg.Name, "protocol", cfg.Protocol, "listen", r.addr().String(),
+			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String())
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the address a running relay listens on (with the port chosen, for port
+// 0), or nil if no relay of that name runs.
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.running[name]; ok {
+		return r.addr()
+	}
+	return nil
+}
+
+// ActiveFlows returns the number of open flows of every relay, running or stopped.
+func (s *Server) ActiveFlows() int {
+	n := 0
+	for _, st := range s.allStats() {
+		n += st.snapshot().active
+	}
+	return n
+}
+
+func (s *Server) allStats() []*relayStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*relayStats, 0, len(s.stats))
+	for _, st := range s.stats {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Shutdown stops every relay accepting, then waits for open flows to finish until ctx
+// ends; then it closes the flows still open and waits for them to wind up, which is
+// prompt. It returns ctx's error if flows had to be closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.down = true
+	for name, r := range s.running {
+		r.stop() // after this, no flow is added to s.wg
+		delete(s.running, name)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	defer s.cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel() // abort connects in progress
+	n := 0
+	for _, st := range s.allStats() {
+		fs, _ := st.activeFlows(true)
+		for _, f := range fs {
+			f.close()
+		}
+		n += len(fs)
+	}
+	s.log.Warn("grace period over; closed the open flows", "flows", n)
+	<-done
+	return ctx.Err()
+}

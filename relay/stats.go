@@ -1,0 +1,179 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// Directions of a flow, as metrics label them.
+const (
+	toTarget = 0 // client to target
+	toClient = 1 // target to client
+)
+
+var dirNames = [2]string{"to_target", "to_client"}
+
+// relayStats are the counts of one relay, kept by name across reloads. The live byte
+// counts of open flows are read through the flows themselves.
+type relayStats struct {
+	name string
+
+	mu       sync.Mutex
+	active   map[*flow]struct{}
+	accepted int64
+	failed   map[string]int64    // flows that never started, by reason
+	refused  map[string]int64    // target dials that failed, by target
+	bytes    [2]int64            // bytes of flows that have ended, by direction
+	endings  [2]map[string]int64 // splice endings by direction and reason
+	idle     chan struct{}       // closed when active becomes empty, if waited for
+	closed   bool                // the server shut down: no flow may start
+}
+
+func newRelayStats(name string) *relayStats {
+	return &relayStats{
+		name:    name,
+		active:  map[*flow]struct{}{},
+		failed:  map[string]int64{},
+		refused: map[string]int64{},
+		endings: [2]map[string]int64{{}, {}},
+	}
+}
+
+// accept counts a client accepted (TCP) or a new client address (UDP).
+func (s *relayStats) accept() {
+	s.mu.Lock()
+	s.accepted++
+	s.mu.Unlock()
+}
+
+// add makes f an open flow once its target is connected. It returns false if the server
+// has shut down: f must then be closed.
+func (s *relayStats) add(f *flow) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.active[f] = struct{}{}
+	return true
+}
+
+// remove ends a flow's part in the counts: its bytes move to the totals.
+func (s *relayStats) remove(f *flow) {
+	moved := [2]int64{f.moved(toTarget), f.moved(toClient)}
+	s.mu.Lock()
+	delete(s.active, f)
+	s.bytes[0] += moved[0]
+	s.bytes[1] += moved[1]
+	if len(s.active) == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+}
+
+func (s *relayStats) ending(dir int, err error) {
+	s.mu.Lock()
+	s.endings[dir][reason(err)]++
+	s.mu.Unlock()
+}
+
+func (s *relayStats) fail(why string) {
+	s.mu.Lock()
+	s.failed[why]++
+	s.mu.Unlock()
+}
+
+func (s *relayStats) targetFailed(target string) {
+	s.mu.Lock()
+	s.refused[target]++
+	s.mu.Unlock()
+}
+
+// snapshot is a copy of a relay's counts, with open flows' bytes included.
+type snapshot struct {
+	name     string
+	accepted int64
+	active   int
+	failed   map[string]int64
+	refused  map[string]int64
+	bytes    [2]int64
+	endings  [2]map[string]int64
+}
+
+func (s *relayStats) snapshot() snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn := snapshot{
+		name:     s.name,
+		accepted: s.accepted,
+		active:   len(s.active),
+		failed:   clone(s.failed),
+		refused:  clone(s.refused),
+		bytes:    s.bytes,
+		endings:  [2]map[string]int64{clone(s.endings[0]), clone(s.endings[1])},
+	}
+	for f := range s.active {
+		sn.bytes[0] += f.moved(toTarget)
+		sn.bytes[1] += f.moved(toClient)
+	}
+	return sn
+}
+
+// activeFlows returns the open flows and a channel closed when there are none. With
+// shut, no flow may start afterwards.
+func (s *relayStats) activeFlows(shut bool) ([]*flow, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = s.closed || shut
+	fs := make([]*flow, 0, len(s.active))
+	for f := range s.active {
+		fs = append(fs, f)
+	}
+	if len(fs) == 0 {
+		c := make(chan struct{})
+		close(c)
+		return fs, c
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	return fs, s.idle
+}
+
+func clone(m map[string]int64) map[string]int64 {
+	c := make(map[string]int64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// reason names how one direction of a flow ended, for logs and metrics.
+func reason(err error) string {
+	switch {
+	case err == nil:
+		return "eof"
+	case errors.Is(err, errClosed):
+		return "closed"
+	case errors.Is(err, syscall.EFBIG):
+		return "max"
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return "idle"
+	case errors.Is(err, syscall.EPIPE):
+		return "pipe"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.EMSGSIZE):
+		return "msgsize"
+	case errors.Is(err, syscall.ENOBUFS):
+		return "nobufs"
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	}
+	return "error"
+}
