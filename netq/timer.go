@@ -6,11 +6,8 @@ import (
 	"time"
 )
 
-// Timer resolution. Timers live in a hashed timer wheel per worker with one slot per
-// tick; a timer fires on its worker at the first tick boundary at or after its deadline,
-// so never early and, on an idle worker, at most a tick plus the wake-up latency late (a
-// busy worker gets to it at the start of its next iteration). The loop sleeps until the
-// next tick whose slot holds a timer, not every tick, so idle timers cost no wake-ups.
+// The wheel: one slot per tick, wheelSize slots, so timers more than a turn ahead share
+// slots with nearer ones and wait for their turn (see wheel).
 const (
 	tick      = time.Millisecond
 	wheelBits = 11
@@ -21,6 +18,13 @@ const (
 // A Timer runs a function on its worker once a duration has passed: OpenBSD's struct
 // timeout (timeout(9)). Like Task it is intrusive, so arming it allocates nothing; embed
 // it in the object it works for. A Timer belongs to the worker that initialized it.
+//
+// Resolution: 1 ms. Each worker keeps its timers in a hashed timer wheel of 1 ms ticks
+// (2048 slots, one turn about 2 s; longer timers wait in their slot for their turn). A
+// timer fires at the first tick boundary at or after its deadline: never early, and on
+// an idle worker at most about a tick plus the wake-up latency late; a busy worker fires
+// it at the start of its next loop iteration. The loop sleeps until the earliest pending
+// timer's tick, not tick by tick, so pending timers cost no wake-ups of their own.
 type Timer struct {
 	next, prev *Timer  // list links; the head's prev is the tail
 	head       **Timer // the wheel slot or firing list holding t, nil if not pending

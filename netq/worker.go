@@ -14,8 +14,8 @@ import (
 // Budget is how many bytes a handler or task should move for one flow in one turn. A flow
 // with more to do moves Budget bytes, re-Adds its own task (which goes to the tail of the
 // queue, to run in the next loop iteration) and returns, so that one hot flow cannot
-// starve the other flows, the timers or fd events of its worker: the starvation of
-// softnet by a busy interface in the NetBSD mail. 64 KiB is one large cluster, or one
+// starve the other flows, the timers or fd events of its worker, as a busy interface
+// starved NetBSD's softints. 64 KiB is one large cluster, or one
 // TSO/GRO segment: enough to amortize a system call, small enough that a worker with
 // hundreds of busy flows still gets round to each within milliseconds.
 const Budget = 64 << 10
