@@ -90,10 +90,13 @@ func (w *Worker) Modify(fd int, events uint32) error {
 // even for events w has already fetched in its current batch. Called on w (a handler
 // unregistering its own or another fd of w), it returns at once; called from another
 // goroutine, it waits for a Ready of fd that is running on w to return, which is short,
-// because handlers do not block. Unregister it before closing the fd: a closed fd leaves
-// epoll by itself only when no duplicate of it is open. The registration is removed even
-// if epoll_ctl fails (EBADF: the fd was already closed); an fd not registered on w gives
-// ENOENT. After Close, Unregister only forgets the registration and returns nil.
+// because handlers do not block — but two handlers on different workers that each
+// unregister an fd of the other's worker could wait for each other forever: an fd
+// belongs to its worker, so unregister it there. Unregister it before closing the fd: a
+// closed fd leaves epoll by itself only when no duplicate of it is open. The
+// registration is removed even if epoll_ctl fails (EBADF: the fd was already closed); an
+// fd not registered on w gives ENOENT. After Close, Unregister only forgets the
+// registration and returns nil.
 func (w *Worker) Unregister(fd int) error {
 	w.fdmu.Lock()
 	slot, ok := w.byfd[fd]
