@@ -1,0 +1,183 @@
+package socket
+
+import (
+	"errors"
+	"io"
+	"syscall"
+
+	"github.com/softnet-go/softnet/mbuf"
+	"github.com/softnet-go/softnet/netq"
+	"golang.org/x/sys/unix"
+)
+
+// input is the socket's input routine (soreceive's other half: tcp_input appending to
+// so_rcv). It runs on the worker, from the fd's readiness or the input task, and reads the
+// kernel socket into clusters from the packet zone (mbuf.ReadFd: one readv), bounded by
+// the space in the receive sockbuf, netq.Budget and the memory Limit, then calls
+// sorwakeup. It stops while the buffer is full (so TCP's window closes and back-pressure
+// reaches the peer) and is queued again when a reader or the splice makes room. At the
+// memory Limit it waits for memory (waitMemory) rather than spinning or dropping.
+func (so *Socket) input() {
+	if so.state.Load()&(ssDestroyed|ssDoomed|ssListening) != 0 {
+		return
+	}
+	if !so.ni.tcp() {
+		so.udpInput()
+		return
+	}
+	sb := &so.rcv
+	sb.mu.Lock()
+	if sb.flags&(sbCantMore|sbBusy) != 0 {
+		sb.mu.Unlock()
+		return
+	}
+	if sb.flags&sbSplice == 0 && sb.flags&sbWantIO != 0 && sb.cc == 0 {
+		// A reader waits on the kernel: let it read into its own buffer.
+		sb.flags &^= sbWantIO
+		sb.wakeup()
+		sb.mu.Unlock()
+		return
+	}
+	if sp := so.sp.Load(); sb.flags&sbSplice != 0 && sp != nil && sp.kernel {
+		// The kernel path moves the bytes with splice(2); they never come up here.
+		sp.queue()
+		sb.mu.Unlock()
+		return
+	}
+	space := sb.space()
+	if space <= 0 {
+		sb.flags |= sbStalled
+		sb.mu.Unlock()
+		return
+	}
+	limit := min(space, netq.Budget)
+	if sp := so.sp.Load(); sb.flags&sbSplice != 0 && sp != nil && sp.max > 0 {
+		// Read no more than the splice may move (the rest would only wait here).
+		if left := int(sp.max-sp.len) - sb.cc; left > 0 {
+			limit = min(limit, left)
+		}
+	}
+	sb.flags |= sbBusy
+	reserve := so.takeReserve()
+	sb.mu.Unlock()
+
+	m, n, err := readInto(so.fd, reserve, limit)
+
+	sb.mu.Lock()
+	sb.flags &^= sbBusy
+	if n > 0 {
+		sb.appendStream(m)
+	} else if m != nil {
+		m.FreeM()
+	}
+	switch {
+	case err == nil:
+		if n == limit {
+			so.w.Add(&so.inTask) // there may be more: yield, then go on
+		}
+	case err == unix.EAGAIN:
+	case err == io.EOF:
+		sb.flags |= sbCantMore // socantrcvmore
+	case errors.Is(err, syscall.ENOBUFS):
+		if n == 0 {
+			so.waitMemory()
+		} else {
+			so.w.Add(&so.inTask)
+		}
+	default:
+		e := errnoOf(err)
+		if e == 0 {
+			e = syscall.EIO
+		}
+		so.soerr.CompareAndSwap(0, int32(e))
+		sb.flags |= sbCantMore
+		so.snd.mu.Lock()
+		so.snd.flags |= sbCantMore
+		so.sowwakeup()
+		so.snd.mu.Unlock()
+	}
+	so.sorwakeup()
+	sb.mu.Unlock()
+}
+
+// readInto reads up to limit bytes from fd: into reserve first (a cluster a memory wait
+// won), then into fresh clusters with mbuf.ReadFd.
+func readInto(fd int, reserve *mbuf.Mbuf, limit int) (*mbuf.Mbuf, int, error) {
+	if reserve == nil {
+		return mbuf.ReadFd(fd, limit, mbuf.DontWait)
+	}
+	t := reserve.Tail()
+	if len(t) > limit {
+		t = t[:limit]
+	}
+	n, err := sysRead(fd, t)
+	if n == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		reserve.FreeM()
+		return nil, 0, err
+	}
+	reserve.Extend(n)
+	if err != nil || n < len(t) || n == limit {
+		return reserve, n, err
+	}
+	m, n2, err := mbuf.ReadFd(fd, limit-n, mbuf.DontWait)
+	if m != nil {
+		reserve.SetNext(m)
+	}
+	if err == io.EOF || errors.Is(err, syscall.ENOBUFS) {
+		err = nil // report them on the next pass: these bytes come first
+	}
+	return reserve, n + n2, err
+}
+
+// takeReserve returns the cluster a memory wait won, if any.
+func (so *Socket) takeReserve() *mbuf.Mbuf {
+	x := so.x.Load()
+	if x == nil {
+		return nil
+	}
+	x.mu.Lock()
+	m := x.reserve
+	x.reserve = nil
+	x.mu.Unlock()
+	return m
+}
+
+// waitMemory makes input wait for memory at the Limit: a short-lived goroutine allocates
+// one cluster with mbuf.Wait (woken by uma when any zone under the Limit gives memory
+// back), keeps it for the next input, and queues the input task. Only one runs per
+// socket; Close cancels it. so.rcv.mu is held.
+func (so *Socket) waitMemory() {
+	for {
+		s := so.state.Load()
+		if s&(ssMemWait|ssClosed) != 0 {
+			return
+		}
+		if so.state.CompareAndSwap(s, s|ssMemWait) {
+			break
+		}
+	}
+	ctx := so.ctx()
+	go func() {
+		m, err := mbuf.GetCL(mbuf.Wait(ctx), mbuf.MTData, mbuf.MPktHdr)
+		x := so.extra()
+		x.mu.Lock()
+		if err == nil {
+			if so.state.Load()&ssClosed != 0 {
+				m.FreeM()
+			} else {
+				x.reserve = m
+			}
+		}
+		x.mu.Unlock()
+		for {
+			s := so.state.Load()
+			if so.state.CompareAndSwap(s, s&^ssMemWait) {
+				break
+			}
+		}
+		so.w.Add(&so.inTask)
+	}()
+}

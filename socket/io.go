@@ -1,0 +1,347 @@
+package socket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/softnet-go/softnet/mbuf"
+	"golang.org/x/sys/unix"
+)
+
+// errTimeout is what a call whose deadline passed returns (inside a *net.OpError).
+var errTimeout = os.ErrDeadlineExceeded
+
+// Read is soreceive() into b. Data queued in the receive sockbuf comes first; with none
+// queued and the worker not reading, Read reads the kernel socket directly into b (one
+// copy, as package net does). A pending error is returned once, after the data; then
+// io.EOF once the peer has shut down. While the socket is the source of a running splice
+// it gets no data and blocks (until its deadline). A UDP socket returns one datagram per
+// call, truncated to len(b).
+func (so *Socket) Read(b []byte) (int, error) {
+	if !so.ni.tcp() {
+		n, _, err := so.readDatagram(b, false)
+		return n, err
+	}
+	sb := &so.rcv
+	sb.mu.Lock()
+	for {
+		if sb.flags&sbClosed != 0 {
+			sb.mu.Unlock()
+			return 0, so.opError("read", net.ErrClosed)
+		}
+		if sb.flags&sbSplice == 0 {
+			if sb.cc > 0 {
+				n := copyOut(b, sb.mb)
+				sb.dropStream(n)
+				so.resumeInputLocked()
+				sb.mu.Unlock()
+				return n, nil
+			}
+			if e := so.takeError(); e != 0 {
+				sb.mu.Unlock()
+				return 0, so.opError("read", e)
+			}
+			if sb.flags&sbCantMore != 0 {
+				sb.mu.Unlock()
+				return 0, io.EOF
+			}
+			if len(b) == 0 {
+				sb.mu.Unlock()
+				return 0, nil
+			}
+			st := so.state.Load()
+			if st&(ssConnected|ssConnecting) == 0 {
+				sb.mu.Unlock()
+				return 0, so.opError("read", syscall.ENOTCONN)
+			}
+			if st&ssConnected != 0 && sb.flags&sbBusy == 0 {
+				n, err := sysRead(so.fd, b)
+				switch {
+				case n > 0:
+					sb.mu.Unlock()
+					return n, nil
+				case err == nil:
+					sb.flags |= sbCantMore
+					sb.mu.Unlock()
+					return 0, io.EOF
+				case err != unix.EAGAIN:
+					sb.flags |= sbCantMore
+					sb.mu.Unlock()
+					return 0, so.opError("read", err)
+				}
+				sb.flags |= sbWantIO
+			}
+		}
+		d := so.dl.rd.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			return 0, so.opError("read", errTimeout)
+		}
+		sb.wait(d)
+	}
+}
+
+// copyOut copies from chain m into b and returns the bytes copied.
+func copyOut(b []byte, m *mbuf.Mbuf) int {
+	n := 0
+	for ; m != nil && n < len(b); m = m.Next() {
+		n += copy(b[n:], m.Data())
+	}
+	return n
+}
+
+// Write is sosend() from b. With the send sockbuf empty and the worker not writing,
+// Write writes to the kernel socket directly; what the kernel does not take is copied
+// into the send sockbuf (clusters from the packet zone) for the worker to write when the
+// kernel has room, and Write blocks while the sockbuf is full. It returns when every
+// byte is in the kernel or in the sockbuf; Close still sends those. A pending error is
+// returned (once) before anything is written. A UDP socket sends b as one datagram
+// (an empty b sends an empty datagram).
+func (so *Socket) Write(b []byte) (int, error) {
+	if !so.ni.tcp() {
+		return so.writeDatagram(b, nil)
+	}
+	sb := &so.snd
+	sb.mu.Lock()
+	n := 0
+	for {
+		if err := so.sendCheck(); err != nil {
+			sb.mu.Unlock()
+			return n, so.opError("write", err)
+		}
+		if so.state.Load()&ssConnected != 0 {
+			if n == len(b) {
+				sb.mu.Unlock()
+				return n, nil
+			}
+			if sb.cc == 0 && sb.flags&sbBusy == 0 {
+				k, err := sysSend(so.fd, b[n:], 0)
+				n += k
+				if n == len(b) {
+					sb.mu.Unlock()
+					return n, nil
+				}
+				if err == nil {
+					continue
+				}
+				if err != unix.EAGAIN {
+					sb.flags |= sbCantMore
+					sb.mu.Unlock()
+					return n, so.opError("write", err)
+				}
+			}
+			if space := sb.space(); space > 0 && (space >= sb.lowat || len(b)-n <= space) {
+				k, err := so.appendBytes(b[n:n+min(space, len(b)-n)], mbuf.DontWait)
+				n += k
+				so.w.Add(&so.outTask)
+				if n == len(b) {
+					sb.mu.Unlock()
+					return n, nil
+				}
+				if err != nil && k == 0 {
+					// At the memory Limit: wait for a cluster, outside the lock.
+					if err := so.waitSendMemory(); err != nil {
+						return n, so.opError("write", err)
+					}
+					continue
+				}
+				continue
+			}
+		}
+		d := so.dl.wr.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			return n, so.opError("write", errTimeout)
+		}
+		sb.wait(d)
+	}
+}
+
+// sendCheck returns why nothing can be sent now, in sosend's order: closed, a pending
+// error (reported once), the sending side shut down, not connected. so.snd.mu is held.
+func (so *Socket) sendCheck() error {
+	if so.snd.flags&sbClosed != 0 {
+		return net.ErrClosed
+	}
+	if e := so.takeError(); e != 0 {
+		return e
+	}
+	if so.snd.flags&sbCantMore != 0 {
+		return syscall.EPIPE
+	}
+	if so.state.Load()&(ssConnected|ssConnecting) == 0 {
+		if so.ni.tcp() {
+			return syscall.ENOTCONN
+		}
+		return syscall.EDESTADDRREQ
+	}
+	return nil
+}
+
+// appendBytes copies p into the send sockbuf: into the trailing space of its last mbuf,
+// then into new clusters. It returns the bytes copied, which are fewer than len(p) only
+// when a cluster cannot be had (the error). so.snd.mu is held.
+func (so *Socket) appendBytes(p []byte, how mbuf.How) (int, error) {
+	sb := &so.snd
+	n := 0
+	if t := sb.tail; t != nil && t.Writable() {
+		k := copy(t.Tail(), p)
+		t.Extend(k)
+		sb.cc += k
+		sb.mbcnt += k
+		n = k
+	}
+	for n < len(p) {
+		size := mbuf.MCLBytes
+		if len(p)-n > mbuf.MCLBytes {
+			size = mbuf.MJum16Bytes
+		}
+		m, err := mbuf.GetJCL(how, mbuf.MTData, 0, size)
+		if err != nil {
+			return n, err
+		}
+		k := copy(m.Tail(), p[n:])
+		m.Extend(k)
+		n += k
+		sb.appendStream(m)
+	}
+	return n, nil
+}
+
+// waitSendMemory waits, without so.snd.mu, until a cluster can be had (or the write
+// deadline passes, or the socket closes), puts the cluster at the end of the send
+// sockbuf so the next copy fills it, and takes so.snd.mu again. On error the lock is
+// released.
+func (so *Socket) waitSendMemory() error {
+	so.snd.mu.Unlock()
+	ctx, cancel := so.waitCtx(so.dl.wr.Load())
+	m, err := mbuf.GetCL(mbuf.Wait(ctx), mbuf.MTData, 0)
+	cancel()
+	if err != nil {
+		if so.state.Load()&ssClosed != 0 {
+			return net.ErrClosed
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return errTimeout
+		}
+		return err
+	}
+	so.snd.mu.Lock()
+	so.snd.appendStream(m) // empty: it holds storage, and the next copy fills it
+	return nil
+}
+
+// waitCtx returns a context that ends when the socket closes or the deadline d passes.
+func (so *Socket) waitCtx(d *deadline) (context.Context, context.CancelFunc) {
+	ctx := so.ctx()
+	if d != nil {
+		if t := d.when(); !t.IsZero() {
+			return context.WithDeadline(ctx, t)
+		}
+	}
+	return context.WithCancel(ctx)
+}
+
+// Recv is soreceive() without the copy: it returns the data queued in the receive
+// sockbuf as an mbuf chain the caller now owns (and frees, with FreeM): a TCP socket
+// returns up to max bytes (all queued bytes if max <= 0), a UDP socket one datagram (a
+// packet: a pkthdr chain; an empty datagram is a chain of length 0). It blocks while
+// nothing is queued, and reports errors and EOF as Read does.
+func (so *Socket) Recv(max int) (*mbuf.Mbuf, error) {
+	if !so.ni.tcp() {
+		m, _, err := so.recvDatagram()
+		return m, err
+	}
+	sb := &so.rcv
+	sb.mu.Lock()
+	for {
+		if sb.flags&sbClosed != 0 {
+			sb.mu.Unlock()
+			return nil, so.opError("read", net.ErrClosed)
+		}
+		if sb.flags&sbSplice == 0 {
+			if sb.cc > 0 {
+				n := sb.cc
+				if max > 0 {
+					n = min(n, max)
+				}
+				m := sb.takeStream(n)
+				if m == nil { // cannot split at the memory Limit: take whole mbufs
+					m = sb.unlinkHead()
+				}
+				so.resumeInputLocked()
+				sb.mu.Unlock()
+				return m, nil
+			}
+			if e := so.takeError(); e != 0 {
+				sb.mu.Unlock()
+				return nil, so.opError("read", e)
+			}
+			if sb.flags&sbCantMore != 0 {
+				sb.mu.Unlock()
+				return nil, io.EOF
+			}
+			if so.state.Load()&(ssConnected|ssConnecting) == 0 {
+				sb.mu.Unlock()
+				return nil, so.opError("read", syscall.ENOTCONN)
+			}
+			sb.flags &^= sbWantIO
+			so.w.Add(&so.inTask) // the worker reads into clusters and wakes us
+		}
+		d := so.dl.rd.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			return nil, so.opError("read", errTimeout)
+		}
+		sb.wait(d)
+	}
+}
+
+// Send is sosend() of an mbuf chain, without copying: the chain joins the send sockbuf
+// (a UDP socket sends it as one datagram) and the worker writes it. Send takes ownership
+// of m in every case: on error it is freed. It blocks while the send sockbuf is full
+// (a TCP chain may then overshoot the high-water mark by its own length, as sbappend
+// can); a UDP datagram longer than the send sockbuf's high-water mark fails with
+// EMSGSIZE.
+func (so *Socket) Send(m *mbuf.Mbuf) error {
+	if !so.ni.tcp() {
+		_, err := so.sendDatagram(m, nil)
+		return err
+	}
+	sb := &so.snd
+	sb.mu.Lock()
+	for {
+		if err := so.sendCheck(); err != nil {
+			sb.mu.Unlock()
+			m.FreeM()
+			return so.opError("write", err)
+		}
+		if so.state.Load()&ssConnected != 0 && sb.space() > 0 {
+			sb.appendStream(m)
+			sb.mu.Unlock()
+			so.kick()
+			return nil
+		}
+		d := so.dl.wr.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			m.FreeM()
+			return so.opError("write", errTimeout)
+		}
+		sb.wait(d)
+	}
+}
+
+// kick makes the worker run output soon: at once when called on the worker, else by
+// queueing the output task.
+func (so *Socket) kick() {
+	if so.w.OnWorker() {
+		so.output()
+		return
+	}
+	so.w.Add(&so.outTask)
+}

@@ -1,0 +1,291 @@
+package socket
+
+import (
+	"net"
+	"os"
+	"sync"
+
+	"github.com/softnet-go/softnet/netq"
+	"golang.org/x/sys/unix"
+)
+
+// acceptBatch is how many connections a worker accepts for one listener per turn.
+const acceptBatch = 32
+
+// A ListenConfig chooses where listening sockets run. The zero value uses netq.Default().
+type ListenConfig struct {
+	// Group is the set of workers: a listener opens one SO_REUSEPORT socket on each, and
+	// the kernel's flow hash picks the one (and so the worker) for each connection. Nil
+	// means netq.Default().
+	Group *netq.Group
+	// Worker, if set, is the one worker for ListenPacket (and for Listen, which then
+	// opens a single socket). Nil spreads packet sockets over Group round-robin.
+	Worker *netq.Worker
+	// Backlog is the listen(2) backlog of each socket and the bound of the queue of
+	// accepted connections waiting for Accept; 0 means 1024.
+	Backlog int
+}
+
+func (lc *ListenConfig) group() *netq.Group {
+	if lc != nil && lc.Group != nil {
+		return lc.Group
+	}
+	if lc != nil && lc.Worker != nil {
+		return lc.Worker.Group()
+	}
+	return netq.Default()
+}
+
+// A Listener is a TCP listener: one SO_REUSEPORT socket per worker, each accepting on its
+// own worker, so that a connection's socket stays on the worker whose socket the
+// kernel's hash chose (the flowid of the seed: the work for a flow stays on the worker
+// that took it in).
+type Listener struct {
+	ni    netinfo
+	addr  net.Addr
+	socks []*lsock
+	max   int
+
+	mu     sync.Mutex
+	q      []*Socket // accepted, waiting for Accept
+	err    error     // an accept error to report (EMFILE...)
+	closed bool
+	waitc  chan struct{}
+}
+
+// lsock is one worker's listening socket.
+type lsock struct {
+	l       *Listener
+	fd      int
+	w       *netq.Worker
+	task    netq.Task
+	stalled bool // guarded by l.mu: stopped accepting because the queue was full
+}
+
+func (ls *lsock) Ready(uint32) { ls.accept() }
+
+// Listen announces on a local TCP address, as net.Listen does, with one socket per
+// worker of netq.Default(). Networks: tcp, tcp4, tcp6.
+func Listen(network, address string) (*Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(network, address)
+}
+
+// Listen announces on a local TCP address with lc's workers.
+func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
+	ni, err := parseNetwork(network)
+	if err == nil && !ni.tcp() {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	aps, err := resolve(bgctx, ni, address, true)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	ap := aps[0]
+	backlog := 1024
+	if lc != nil && lc.Backlog > 0 {
+		backlog = lc.Backlog
+	}
+	workers := lc.group().Workers()
+	if lc != nil && lc.Worker != nil {
+		workers = []*netq.Worker{lc.Worker}
+	}
+	family := socketFamily(ni, ap)
+	ni.family = family
+	l := &Listener{ni: ni, max: backlog}
+	sa := sockaddr(family, ap)
+	for i, w := range workers {
+		fd, err := newSysSocket(family, unix.SOCK_STREAM)
+		if err == nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			if len(workers) > 1 {
+				err = os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1))
+				if errnoOf(err) == 0 {
+					err = nil
+				}
+			}
+			if err == nil {
+				if e := unix.Bind(fd, sa); e != nil {
+					err = os.NewSyscallError("bind", e)
+				}
+			}
+			if err == nil {
+				if e := unix.Listen(fd, backlog); e != nil {
+					err = os.NewSyscallError("listen", e)
+				}
+			}
+			if err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			l.Close()
+			return nil, &net.OpError{Op: "listen", Net: network, Addr: netAddr(true, sa), Err: err}
+		}
+		if i == 0 { // the port 0 resolves now; the other sockets join it
+			lsa, _ := unix.Getsockname(fd)
+			l.addr = netAddr(true, lsa)
+			if p, ok := addrPort(lsa); ok {
+				sa = sockaddr(family, netipPort(ap, p.Port()))
+			}
+		}
+		ls := &lsock{l: l, fd: fd, w: w}
+		ls.task.Init(ls.accept)
+		l.socks = append(l.socks, ls)
+		if err := w.Register(fd, unix.EPOLLIN, ls); err != nil {
+			l.Close()
+			return nil, &net.OpError{Op: "listen", Net: network, Addr: l.addr, Err: err}
+		}
+	}
+	return l, nil
+}
+
+// accept runs on the listening socket's worker: it accepts up to acceptBatch
+// connections (accept4, non-blocking) into sockets of this worker and queues them for
+// Accept. It stops while the queue is full; Accept queues it again.
+func (ls *lsock) accept() {
+	l := ls.l
+	for range acceptBatch {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		if len(l.q) >= l.max || l.err != nil {
+			ls.stalled = true
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		fd, _, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN:
+				return
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			}
+			l.mu.Lock()
+			l.err = os.NewSyscallError("accept4", err)
+			ls.stalled = true
+			l.wakeup()
+			l.mu.Unlock()
+			return
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		so, err := newSocket(fd, ls.w, l.ni, ssConnected)
+		l.mu.Lock()
+		if err != nil {
+			l.err = err
+		} else if l.closed {
+			l.mu.Unlock()
+			so.Close()
+			return
+		} else {
+			l.q = append(l.q, so)
+		}
+		l.wakeup()
+		l.mu.Unlock()
+	}
+	ls.w.Add(&ls.task) // more may be waiting: yield to other flows, then go on
+}
+
+func (l *Listener) wakeup() {
+	if l.waitc != nil {
+		close(l.waitc)
+		l.waitc = nil
+	}
+}
+
+// Accept waits for and returns the next connection. The socket runs on the worker that
+// accepted it.
+func (l *Listener) Accept() (*Socket, error) {
+	l.mu.Lock()
+	for {
+		if l.closed {
+			l.mu.Unlock()
+			return nil, &net.OpError{Op: "accept", Net: l.ni.name, Addr: l.addr, Err: net.ErrClosed}
+		}
+		if len(l.q) > 0 {
+			so := l.q[0]
+			l.q[0] = nil
+			l.q = l.q[1:]
+			if len(l.q) == 0 {
+				l.q = nil
+			}
+			l.restartLocked()
+			l.mu.Unlock()
+			return so, nil
+		}
+		if err := l.err; err != nil {
+			l.err = nil
+			l.restartLocked()
+			l.mu.Unlock()
+			return nil, &net.OpError{Op: "accept", Net: l.ni.name, Addr: l.addr, Err: err}
+		}
+		if l.waitc == nil {
+			l.waitc = make(chan struct{})
+		}
+		c := l.waitc
+		l.mu.Unlock()
+		<-c
+		l.mu.Lock()
+	}
+}
+
+// restartLocked queues the accept task of every socket that stopped. l.mu is held.
+func (l *Listener) restartLocked() {
+	for _, ls := range l.socks {
+		if ls.stalled {
+			ls.stalled = false
+			ls.w.Add(&ls.task)
+		}
+	}
+}
+
+// Addr returns the listener's address.
+func (l *Listener) Addr() net.Addr { return l.addr }
+
+// Close stops listening: it closes every listening socket and the connections accepted
+// but not yet returned by Accept, and makes blocked Accept calls return net.ErrClosed.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return &net.OpError{Op: "close", Net: l.ni.name, Addr: l.addr, Err: net.ErrClosed}
+	}
+	l.closed = true
+	q := l.q
+	l.q = nil
+	l.wakeup()
+	l.mu.Unlock()
+	for _, ls := range l.socks {
+		runOn(ls.w, func() {
+			ls.w.Unregister(ls.fd)
+			ls.w.Del(&ls.task)
+			unix.Close(ls.fd)
+		})
+	}
+	for _, so := range q {
+		so.Close()
+	}
+	return nil
+}
+
+// runOn runs fn on worker w, after the tasks already queued there, and waits for it
+// unless the caller is itself on a worker (then fn runs later). If w's group is closed,
+// fn runs at once on the caller.
+func runOn(w *netq.Worker, fn func()) {
+	var once sync.Once
+	f := func() { once.Do(fn) }
+	if !w.Add(netq.NewTask(f)) {
+		f()
+		return
+	}
+	if err := w.Sync(bgctx); err == netq.ErrClosed {
+		f()
+	}
+}

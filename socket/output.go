@@ -1,0 +1,154 @@
+package socket
+
+import (
+	"syscall"
+
+	"github.com/softnet-go/softnet/mbuf"
+	"github.com/softnet-go/softnet/netq"
+	"golang.org/x/sys/unix"
+)
+
+// maxIov bounds the iovecs of one writev.
+const maxIov = 256
+
+// writable runs on the worker when the kernel socket becomes writable (EPOLLOUT), has
+// failed, or finished connecting: it completes a non-blocking connect and runs output.
+func (so *Socket) writable() {
+	if s := so.state.Load(); s&ssConnecting != 0 {
+		e := sockError(so.fd)
+		if e == 0 {
+			if _, err := unix.Getpeername(so.fd); err != nil {
+				return // not connected yet (a spurious wakeup)
+			}
+		}
+		for {
+			s := so.state.Load()
+			n := s &^ ssConnecting
+			if e == 0 {
+				n |= ssConnected
+			}
+			if so.state.CompareAndSwap(s, n) {
+				break
+			}
+		}
+		if e != 0 {
+			so.soerr.CompareAndSwap(0, int32(e))
+			so.rcv.mu.Lock()
+			so.rcv.flags |= sbCantMore
+			so.sorwakeup()
+			so.rcv.mu.Unlock()
+			so.snd.mu.Lock()
+			so.snd.flags |= sbCantMore
+			so.snd.flush()
+			so.sowwakeup()
+			so.snd.mu.Unlock()
+			return
+		}
+		so.rcv.mu.Lock()
+		so.sorwakeup() // a splice from this socket may now go on
+		so.rcv.mu.Unlock()
+	}
+	so.output()
+}
+
+// output is the socket's output routine (tcp_output's part of sosend): it runs on the
+// worker and writes the send sockbuf to the kernel socket with one writev (UDP: sendmmsg)
+// of at most netq.Budget bytes, drops what the kernel took (sbdrop), and calls sowwakeup.
+// When the kernel is full it waits for EPOLLOUT; with more to write it yields by queueing
+// its task. A deferred CloseWrite (shutdown) and the destruction of a closed socket happen
+// here once the buffer is empty.
+func (so *Socket) output() {
+	st := so.state.Load()
+	if st&ssDestroyed != 0 {
+		return
+	}
+	if st&ssConnected == 0 {
+		return // connecting: writable() calls us when it is done
+	}
+	if !so.ni.tcp() {
+		so.udpOutput()
+		return
+	}
+	sb := &so.snd
+	sb.mu.Lock()
+	if sb.flags&sbBusy != 0 {
+		sb.mu.Unlock()
+		return
+	}
+	if sb.cc == 0 {
+		so.outputDone()
+		return
+	}
+	bufs := so.iovec()
+	n := 0
+	for m := sb.mb; m != nil && len(bufs) < maxIov && n < netq.Budget; m = m.Next() {
+		if d := m.Data(); len(d) > 0 {
+			bufs = append(bufs, d)
+			n += len(d)
+		}
+	}
+	sb.flags |= sbBusy
+	sb.mu.Unlock()
+
+	n, err := sysWritev(so.fd, bufs)
+	clear(bufs)
+
+	sb.mu.Lock()
+	sb.flags &^= sbBusy
+	if n > 0 {
+		sb.dropStream(n)
+	}
+	switch {
+	case err == nil:
+		if sb.cc > 0 {
+			so.w.Add(&so.outTask)
+		}
+	case err == unix.EAGAIN:
+	default:
+		so.outputError(errnoOf(err))
+	}
+	so.sowwakeup()
+	so.outputDone()
+}
+
+// outputError records a failed write: the error is kept for the next call (so_error),
+// nothing more can be sent, and what was queued is dropped. so.snd.mu is held.
+func (so *Socket) outputError(e syscall.Errno) {
+	if e == 0 {
+		e = syscall.EIO
+	}
+	so.soerr.CompareAndSwap(0, int32(e))
+	so.snd.flags |= sbCantMore
+	so.snd.flush()
+	so.w.Add(&so.inTask) // let input see the reset, and wake readers
+}
+
+// outputDone finishes an output pass with the send sockbuf empty or not: a CloseWrite
+// waiting for the data goes out, and a closed socket whose data is written is destroyed.
+// It releases so.snd.mu.
+func (so *Socket) outputDone() {
+	sb := &so.snd
+	empty := sb.cc == 0 && sb.flags&sbBusy == 0
+	if empty && sb.flags&sbShutPending != 0 {
+		sb.flags &^= sbShutPending
+		unix.Shutdown(so.fd, unix.SHUT_WR)
+	}
+	if empty {
+		sb.wakeup() // SendFile and writers waiting for the kernel
+	}
+	doomed := so.state.Load()&ssDoomed != 0 && empty
+	sb.mu.Unlock()
+	if doomed {
+		so.destroy()
+	}
+}
+
+// appendBuffers appends the data windows of chain m to bufs.
+func appendBuffers(bufs [][]byte, m *mbuf.Mbuf) [][]byte {
+	for ; m != nil; m = m.Next() {
+		if d := m.Data(); len(d) > 0 {
+			bufs = append(bufs, d)
+		}
+	}
+	return bufs
+}
