@@ -13,7 +13,7 @@ type deadline struct {
 	mu     sync.Mutex
 	timer  *time.Timer
 	cancel chan struct{} // closed when the deadline passes
-	t      time.Time      // the deadline; zero for none
+	t      time.Time     // the deadline; zero for none
 }
 
 // set arms the deadline; the zero time disarms it. A time in the past closes the channel
