@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/softnet-go/softnet/netq"
 )
 
 // An engine makes a relay's sockets and moves the bytes of one direction of a flow. The
@@ -29,14 +31,14 @@ type engine interface {
 }
 
 // newEngine returns the engine of a mode.
-func newEngine(m Mode) (engine, error) {
+func newEngine(m Mode, workers *netq.Group) (engine, error) {
 	switch m {
 	case ModeIOCopy:
 		return ioCopyEngine{}, nil
 	case ModeCopy:
 		return bufCopyEngine{}, nil
 	}
-	return newSocketEngine(m)
+	return newSocketEngine(m, workers)
 }
 
 // A direction is one half of a flow: bytes from src to dst.

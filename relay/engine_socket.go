@@ -1,8 +1,12 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/softnet-go/softnet/netq"
+)
 
 // newSocketEngine returns the engine that splices with package socket.
-func newSocketEngine(m Mode) (engine, error) {
+func newSocketEngine(m Mode, workers *netq.Group) (engine, error) {
 	return nil, errors.New("splicing modes need package socket, which is not built yet; use the iocopy or copy baseline")
 }

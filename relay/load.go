@@ -282,7 +282,7 @@ func (c *config) convert(raw *rawConfig) {
 		if c.str("mode", rr.Mode, &s); rr.Mode.set {
 			m, err := ParseMode(s)
 			if err != nil {
-				c.bad("mode", rr.Mode, "want auto, user or kernel")
+				c.bad("mode", rr.Mode, "want auto, user or kernel (or the baselines iocopy and copy)")
 			}
 			r.Mode = m
 		}

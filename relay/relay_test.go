@@ -41,7 +41,7 @@ func startServer(t *testing.T, cfg RelayConfig) (*Server, string) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	s := NewServer(testLogger(t))
+	s := NewServer(ServerOptions{Log: testLogger(t)})
 	if err := s.Apply([]RelayConfig{cfg}); err != nil {
 		t.Fatal(err)
 	}

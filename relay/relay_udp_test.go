@@ -139,7 +139,7 @@ func TestReloadKeepsFlows(t *testing.T) {
 
 func TestShutdownGrace(t *testing.T) {
 	target := tcpServer(t, func(c *net.TCPConn) { c.Write([]byte("x")); c.Read(make([]byte, 1)) })
-	srv := NewServer(testLogger(t))
+	srv := NewServer(ServerOptions{Log: testLogger(t)})
 	if err := srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}, Mode: ModeCopy}}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestShutdownGrace(t *testing.T) {
 	}
 
 	// A flow that does not finish is closed when the grace period ends.
-	srv = NewServer(testLogger(t))
+	srv = NewServer(ServerOptions{Log: testLogger(t)})
 	srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}, Mode: ModeCopy}})
 	c2 := dial(t, srv.Addr("r").String())
 	c2.Read(make([]byte, 1))

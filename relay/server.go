@@ -8,15 +8,18 @@ import (
 	"net"
 	"sort"
 	"sync"
+
+	"github.com/softnet-go/softnet/netq"
 )
 
 // A Server runs relays. Apply starts, updates and stops them to match a configuration;
 // Shutdown stops accepting and lets open flows finish.
 type Server struct {
-	log    *slog.Logger
-	ctx    context.Context // canceled when a shutdown's grace runs out: aborts dials
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine serving a flow
+	log     *slog.Logger
+	workers *netq.Group
+	ctx     context.Context // canceled when a shutdown's grace runs out: aborts dials
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every goroutine serving a flow
 
 	mu      sync.Mutex
 	running map[string]runner      // by relay name
@@ -33,13 +36,22 @@ type runner interface {
 	statsOf() *relayStats
 }
 
-// NewServer returns a Server with no relays that logs to log (slog.Default() if nil).
-func NewServer(log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Log receives the relays' logs; slog.Default() if nil.
+	Log *slog.Logger
+	// Workers are the softnet workers the relays' sockets run on; netq.Default() if nil.
+	Workers *netq.Group
+}
+
+// NewServer returns a Server with no relays.
+func NewServer(opt ServerOptions) *Server {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{log: log, ctx: ctx, cancel: cancel, running: map[string]runner{}, stats: map[string]*relayStats{}}
+	return &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
+		running: map[string]runner{}, stats: map[string]*relayStats{}}
 }
 
 // Apply makes the running relays those of relays, which should have passed
@@ -69,7 +81,7 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	var errs []error
 	for i := range relays {
 		cfg := relays[i]
-		eng, err := newEngine(cfg.Mode)
+		eng, err := newEngine(cfg.Mode, s.workers)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
 			continue

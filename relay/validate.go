@@ -92,7 +92,7 @@ func (c *Config) Validate() error {
 				bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
 			}
 		default:
-			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel"))
+			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel (or the baselines iocopy and copy)"))
 		}
 		switch r.ProxyProtocol {
 		case ProxyNone:

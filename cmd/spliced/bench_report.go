@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func printInterval(w io.Writer, udp bool, iv benchInterval) {
+	secs := iv.End - iv.Start
+	if udp {
+		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %9d      %9.0f dgram/s  %s  %5.2f s\n",
+			iv.Start, iv.End, iv.Datagrams, float64(iv.Datagrams)/secs, bitrate(iv.Bytes, secs), iv.CPUSeconds)
+		return
+	}
+	fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %s  %s  %5.2f s\n",
+		iv.Start, iv.End, transfer(iv.Bytes), bitrate(iv.Bytes, secs), iv.CPUSeconds)
+}
+
+func printSummary(w io.Writer, r *benchResult) {
+	fmt.Fprintf(w, "- - - - - - - - - - - - - - - - - - - - - - - - -\n")
+	if r.Protocol == "udp" {
+		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %9d      %9.0f dgram/s  %s  %5.2f s   received\n",
+			0.0, r.Seconds, r.Datagrams, r.DatagramsPerSec, bitrate(r.Bytes, r.Seconds), r.ProcessCPUSeconds)
+	} else {
+		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %s  %s  %5.2f s   received\n",
+			0.0, r.Seconds, transfer(r.Bytes), bitrate(r.Bytes, r.Seconds), r.ProcessCPUSeconds)
+	}
+	fmt.Fprintf(w, "\nmode %s, %s, %d stream(s): %.2f Gbit/s", r.Mode, r.Protocol, r.Streams, r.Gbps)
+	if r.Protocol == "udp" {
+		fmt.Fprintf(w, ", %.0f datagrams/s of %d bytes", r.DatagramsPerSec, r.DatagramSize)
+	}
+	fmt.Fprintf(w, "\nCPU: process %.2f s = relay %.2f s + source and sink %.2f s (estimated from the direct run)\n",
+		r.ProcessCPUSeconds, r.RelayCPUSeconds, r.EndpointCPUSeconds)
+	if r.RelayCPUSeconds > 0 {
+		if r.Protocol == "udp" {
+			fmt.Fprintf(w, "relay efficiency: %.0f datagrams per relay CPU-second\n", float64(r.Datagrams)/r.RelayCPUSeconds)
+		} else {
+			fmt.Fprintf(w, "relay efficiency: %.2f GB per relay CPU-second\n", r.BytesPerRelayCPU/1e9)
+		}
+	}
+	if r.Memory != nil {
+		fmt.Fprintf(w, "\n%s", r.Memory.Report)
+	}
+}
+
+// transfer formats a byte count as iperf3 does (binary units).
+func transfer(b int64) string {
+	f := float64(b)
+	switch {
+	case f >= 1<<30:
+		return fmt.Sprintf("%6.2f GBytes", f/(1<<30))
+	case f >= 1<<20:
+		return fmt.Sprintf("%6.1f MBytes", f/(1<<20))
+	}
+	return fmt.Sprintf("%6.1f KBytes", f/(1<<10))
+}
+
+// bitrate formats a rate as iperf3 does (decimal units).
+func bitrate(b int64, secs float64) string {
+	r := float64(b) * 8 / secs
+	switch {
+	case r >= 1e9:
+		return fmt.Sprintf("%6.2f Gbits/sec", r/1e9)
+	case r >= 1e6:
+		return fmt.Sprintf("%6.1f Mbits/sec", r/1e6)
+	}
+	return fmt.Sprintf("%6.1f Kbits/sec", r/1e3)
+}

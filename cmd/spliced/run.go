@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/softnet-go/softnet/relay"
+)
+
+const runUsage = `Usage:
+  spliced run --listen ADDR --to ADDR [--to ADDR...] [flags]
+  spliced run --config FILE [flags]
+
+Relays TCP connections (or UDP datagrams with --udp) from ADDR to the targets, taken in
+turn, splicing each direction of each flow. --max and --idle apply to each direction, as
+two OpenBSD splices would. With --config, the relays come from a TOML file (see
+contrib/spliced.toml); the global flags given override the file.
+
+Signals: SIGINT and SIGTERM stop accepting and let open flows finish for --grace, then
+exit 0; SIGHUP reloads --config, keeping the open flows.
+`
+
+// runFlags are the flags of spliced run.
+type runFlags struct {
+	config, listen, admin string
+	to                    []string
+	udp, adminPublic      bool
+	max, memLimit         int64
+	idle, grace           time.Duration
+	mode, proxy           string
+	workers               int
+	logFormat, logLevel   string
+}
+
+// relayFlags are the flags that describe the one relay of a command line; they cannot
+// be mixed with --config.
+var relayFlags = []string{"listen", "to", "udp", "max", "idle", "mode", "proxy-protocol"}
+
+// flagOf maps a configuration key to the flag that sets it, for error messages.
+var flagOf = map[string]string{
+	"listen": "--listen", "targets": "--to", "max": "--max", "idle": "--idle", "mode": "--mode",
+	"proxy_protocol": "--proxy-protocol", "admin": "--admin", "workers": "--workers",
+	"mem_limit": "--mem-limit", "grace": "--grace", "log_format": "--log-format", "protocol": "--udp",
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("run", runUsage, stdout, stderr)
+	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info"}
+	fs := c.fs
+	fs.StringVar(&f.config, "config", "", "read the relays from the TOML `FILE`")
+	fs.StringVar(&f.listen, "listen", "", "accept clients on `ADDR` (host:port; port 0 picks one)")
+	fs.Var(listFlag{&f.to}, "to", "relay to the target `ADDR` (host:port); repeat, or separate with commas, for round-robin")
+	fs.BoolVar(&f.udp, "udp", false, "relay UDP datagrams (a flow per client address) instead of TCP")
+	fs.Var(sizeFlag{&f.max}, "max", "end a flow once one direction has moved `BYTES` (64MiB-style suffixes); 0 is unlimited")
+	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); 0 is never")
+	fs.Var(choiceFlag{&f.mode, []string{"auto", "user", "kernel"}}, "mode", "how bytes move, `MODE`: auto, user (through mbufs) or kernel (splice(2))")
+	fs.Var(choiceFlag{&f.proxy, []string{"none", "v1", "v2"}}, "proxy-protocol", "send a PROXY protocol header of `VERSION` v1 or v2 to the target (TCP only)")
+	fs.IntVar(&f.workers, "workers", 0, "softnet workers (event loops), `N`; 0 is one per CPU")
+	fs.Var(sizeFlag{&f.memLimit}, "mem-limit", "limit the memory of every mbuf and cluster zone to `SIZE`; 0 is unlimited")
+	fs.StringVar(&f.admin, "admin", f.admin, "serve /metrics, /debug/mbuf, /debug/pprof/ and /healthz on `ADDR`; \"off\" for none")
+	fs.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on a non-loopback address")
+	fs.Var(durationFlag{&f.grace}, "grace", "at SIGINT/SIGTERM, let open flows finish for `DURATION`")
+	fs.Var(choiceFlag{&f.logFormat, []string{"text", "json"}}, "log-format", "log `FORMAT`: text or json")
+	fs.Var(choiceFlag{&f.logLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "log from `LEVEL` debug, info, warn or error")
+	if code := c.parse(args); code >= 0 {
+		return code
+	}
+	cfg, code := c.runConfig(&f)
+	if code >= 0 {
+		return code
+	}
+	log := newLogger(stderr, cfg.LogFormat, f.logLevel)
+	if err := serve(cfg, f.config, log, c); err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	return 0
+}
+
+// runConfig makes the configuration from --config or the relay flags, overridden by the
+// global flags given. It returns -1 to go on, or the exit status.
+func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
+	var cfg *relay.Config
+	if f.config != "" {
+		for _, name := range relayFlags {
+			if c.set(name) {
+				return nil, c.fail(fmt.Errorf("--%s cannot be used with --config: the file describes the relays", name))
+			}
+		}
+		var err error
+		if cfg, err = relay.LoadConfig(f.config); err != nil {
+			return nil, c.fail(err)
+		}
+	} else {
+		if f.listen == "" || len(f.to) == 0 {
+			return nil, c.fail(errors.New("give --listen ADDR and --to ADDR, or --config FILE"))
+		}
+		r := relay.RelayConfig{Protocol: "tcp", Listen: f.listen, Targets: f.to, Max: f.max, Idle: f.idle, Mode: relay.Mode(f.mode)}
+		if f.udp {
+			r.Protocol = "udp"
+		}
+		r.Name = r.Protocol + "-" + r.Listen
+		r.ProxyProtocol, _ = relay.ParseProxyVersion(f.proxy)
+		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text"}
+	}
+	overrides := map[string]func(){
+		"admin":        func() { cfg.Admin = f.admin },
+		"admin-public": func() { cfg.AdminPublic = f.adminPublic },
+		"workers":      func() { cfg.Workers = f.workers },
+		"mem-limit":    func() { cfg.MemLimit = f.memLimit },
+		"grace":        func() { cfg.Grace = f.grace },
+		"log-format":   func() { cfg.LogFormat = f.logFormat },
+	}
+	for name, apply := range overrides {
+		if c.set(name) {
+			apply()
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, c.fail(flagErrors(err, f.config == ""))
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = relay.DefaultAdmin
+	}
+	if cfg.Grace == 0 && !c.set("grace") {
+		cfg.Grace = relay.DefaultGrace
+	}
+	return cfg, -1
+}
+
+// flagErrors rewrites configuration errors to name flags rather than keys when the
+// configuration came from flags.
+func flagErrors(err error, fromFlags bool) error {
+	if !fromFlags {
+		return err
+	}
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var ce *relay.ConfigError
+		if errors.As(e, &ce) {
+			name := flagOf[ce.Key]
+			if name == "" {
+				name = ce.Key
+			}
+			if ce.Value != "" {
+				name += " " + ce.Value
+			}
+			out = append(out, fmt.Errorf("%s: %w", name, ce.Err))
+			return
+		}
+		out = append(out, e)
+	}
+	walk(err)
+	return errors.Join(out...)
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opt := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opt))
+	}
+	return slog.New(slog.NewTextHandler(w, opt))
+}
+
+// serve runs the relays of cfg until SIGINT or SIGTERM, reloading configFile (if any) at
+// SIGHUP.
+func serve(cfg *relay.Config, configFile string, log *slog.Logger, c *command) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	mem, err := newMemory(cfg)
+	if err != nil {
+		return err
+	}
+	srv := relay.NewServer(relay.ServerOptions{Log: log, Workers: mem.workers})
+	if err := srv.Apply(cfg.Relays); err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	var admin *http.Server
+	if cfg.Admin != "off" {
+		ln, err := net.Listen("tcp", cfg.Admin)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return fmt.Errorf("admin endpoint: %w", err)
+		}
+		admin = &http.Server{Handler: relay.Handler(srv, mem.adminOptions()), ReadHeaderTimeout: 10 * time.Second}
+		go admin.Serve(ln)
+		log.Info("admin endpoint", "addr", ln.Addr().String())
+	}
+	log.Info("ready", "version", version(), "relays", len(cfg.Relays), "pid", os.Getpid())
+
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			cfg = reload(cfg, configFile, srv, mem, log)
+			continue
+		}
+		log.Info("shutting down: no new flows; open flows may finish", "signal", sig.String(),
+			"flows", srv.ActiveFlows(), "grace", cfg.Grace.String())
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
+		err := srv.Shutdown(ctx)
+		cancel()
+		if admin != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			admin.Shutdown(ctx)
+			cancel()
+		}
+		if err != nil {
+			log.Info("stopped after the grace period")
+		} else {
+			log.Info("stopped: every flow finished")
+		}
+		return nil
+	}
+	return nil
+}
+
+// reload applies the configuration file again and returns the configuration in force.
+func reload(cur *relay.Config, file string, srv *relay.Server, mem *memory, log *slog.Logger) *relay.Config {
+	if file == "" {
+		log.Warn("SIGHUP: nothing to reload (started without --config)")
+		return cur
+	}
+	next, err := relay.LoadConfig(file)
+	if err != nil {
+		log.Error("SIGHUP: configuration refused; the running one stays", "err", err.Error())
+		return cur
+	}
+	// The global settings of the command line stay in force; a changed admin address,
+	// worker count or log format needs a restart.
+	next.Admin, next.AdminPublic, next.Workers, next.LogFormat = cur.Admin, cur.AdminPublic, cur.Workers, cur.LogFormat
+	if next.Grace == 0 {
+		next.Grace = cur.Grace
+	}
+	if next.MemLimit != cur.MemLimit {
+		if err := mem.setLimit(next.MemLimit); err != nil {
+			log.Error("SIGHUP: memory limit not changed", "err", err.Error())
+			next.MemLimit = cur.MemLimit
+		}
+	}
+	if err := srv.Apply(next.Relays); err != nil {
+		log.Error("SIGHUP: some relays did not start", "err", err.Error())
+	}
+	log.Info("configuration reloaded", "file", file, "relays", len(next.Relays), "flows", srv.ActiveFlows())
+	return next
+}

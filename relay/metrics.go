@@ -1,0 +1,133 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/softnet-go/softnet/uma"
+)
+
+// Metric descriptions; every name starts with spliced_.
+var (
+	descAccepted = prometheus.NewDesc("spliced_flows_accepted_total",
+		"Clients accepted (TCP) or new client addresses (UDP), by relay.", []string{"relay"}, nil)
+	descActive = prometheus.NewDesc("spliced_flows_active",
+		"Flows open now: target connected, at least one direction still moving.", []string{"relay"}, nil)
+	descFailed = prometheus.NewDesc("spliced_flows_failed_total",
+		"Flows that never started, by reason (connect: no target reachable).", []string{"relay", "reason"}, nil)
+	descTargetFail = prometheus.NewDesc("spliced_target_failures_total",
+		"Connects to a target that failed (refused, unreachable, timed out); the next target was tried.",
+		[]string{"relay", "target"}, nil)
+	descBytes = prometheus.NewDesc("spliced_bytes_total",
+		"Bytes moved, by relay and direction (to_target: client to target; to_client: target to client).",
+		[]string{"relay", "direction"}, nil)
+	descEndings = prometheus.NewDesc("spliced_splice_endings_total",
+		"Directions of flows that ended, by reason: eof, max (EFBIG), idle (ETIMEDOUT), pipe (EPIPE), "+
+			"reset (ECONNRESET), refused, msgsize, nobufs, closed (by the relay), error.",
+		[]string{"relay", "direction", "reason"}, nil)
+
+	descZoneInUse = prometheus.NewDesc("spliced_zone_in_use",
+		"Items handed out and not freed, by zone.", []string{"zone"}, nil)
+	descZoneCached = prometheus.NewDesc("spliced_zone_cached",
+		"Items cached in per-CPU buckets and the zone's bucket cache, by zone.", []string{"zone"}, nil)
+	descZoneItemSize = prometheus.NewDesc("spliced_zone_item_bytes",
+		"Bytes each item of the zone stands for.", []string{"zone"}, nil)
+	descZoneLimit = prometheus.NewDesc("spliced_zone_limit_items",
+		"The zone's own item limit; 0 is none (the memory limit still applies).", []string{"zone"}, nil)
+	descZoneRequests = prometheus.NewDesc("spliced_zone_requests_total",
+		"Successful allocations, by zone.", []string{"zone"}, nil)
+	descZoneFailures = prometheus.NewDesc("spliced_zone_failures_total",
+		"Non-blocking allocations refused with ENOBUFS, by zone.", []string{"zone"}, nil)
+	descZoneSleeps = prometheus.NewDesc("spliced_zone_sleeps_total",
+		"Allocations that had to wait for memory, by zone.", []string{"zone"}, nil)
+
+	descMemLimit = prometheus.NewDesc("spliced_mem_limit_bytes",
+		"The memory limit over every mbuf and cluster zone; 0 is unlimited.", nil, nil)
+	descMemUsed = prometheus.NewDesc("spliced_mem_used_bytes",
+		"Bytes of slabs charged to the memory limit.", nil, nil)
+	descMemPeak = prometheus.NewDesc("spliced_mem_peak_bytes",
+		"The most bytes ever charged to the memory limit at once.", nil, nil)
+	descMemWaiters = prometheus.NewDesc("spliced_mem_waiters",
+		"Allocations waiting for memory now.", nil, nil)
+	descMemRefused = prometheus.NewDesc("spliced_mem_refused_total",
+		"Slab charges refused at the memory limit.", nil, nil)
+	descMemWakeups = prometheus.NewDesc("spliced_mem_wakeups_total",
+		"Wake-up runs for allocations waiting on the memory limit.", nil, nil)
+)
+
+// MemStats tells the metrics where the memory of the relays is: the shared Limit and
+// the zones under it. Either may be nil.
+type MemStats struct {
+	Limit func() uma.LimitStats
+	Zones func() []uma.ZoneStats
+}
+
+// collector exports a Server's counts and its memory as Prometheus metrics, read when
+// scraped.
+type collector struct {
+	srv *Server
+	mem MemStats
+}
+
+// NewCollector returns a Prometheus collector of the relays of srv and of the memory mem
+// describes: per relay, flows accepted, active and failed, bytes each way and splice
+// endings by reason; per zone, items in use and cached, item size, limit, requests,
+// failures and sleeps; and the memory limit.
+func NewCollector(srv *Server, mem MemStats) prometheus.Collector {
+	return &collector{srv: srv, mem: mem}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descTargetFail, descBytes,
+		descEndings, descZoneInUse, descZoneCached, descZoneItemSize, descZoneLimit, descZoneRequests,
+		descZoneFailures, descZoneSleeps, descMemLimit, descMemUsed, descMemPeak, descMemWaiters,
+		descMemRefused, descMemWakeups} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	for _, st := range c.srv.allStats() {
+		sn := st.snapshot()
+		counter(descAccepted, sn.accepted, sn.name)
+		gauge(descActive, int64(sn.active), sn.name)
+		for why, n := range sn.failed {
+			counter(descFailed, n, sn.name, why)
+		}
+		for t, n := range sn.refused {
+			counter(descTargetFail, n, sn.name, t)
+		}
+		for dir := range 2 {
+			counter(descBytes, sn.bytes[dir], sn.name, dirNames[dir])
+			for why, n := range sn.endings[dir] {
+				counter(descEndings, n, sn.name, dirNames[dir], why)
+			}
+		}
+	}
+	if c.mem.Zones != nil {
+		for _, z := range c.mem.Zones() {
+			gauge(descZoneInUse, z.InUse, z.Name)
+			gauge(descZoneCached, z.CachedP+z.CachedZone, z.Name)
+			gauge(descZoneItemSize, z.ItemSize, z.Name)
+			gauge(descZoneLimit, z.MaxItems, z.Name)
+			counter(descZoneRequests, z.Requests, z.Name)
+			counter(descZoneFailures, z.Failures, z.Name)
+			counter(descZoneSleeps, z.Sleeps, z.Name)
+		}
+	}
+	if c.mem.Limit != nil {
+		l := c.mem.Limit()
+		gauge(descMemLimit, l.Max)
+		gauge(descMemUsed, l.Used)
+		gauge(descMemPeak, l.Peak)
+		gauge(descMemWaiters, l.Waiters)
+		counter(descMemRefused, l.Refused)
+		counter(descMemWakeups, l.Wakeups)
+	}
+}
