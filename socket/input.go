@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/softnet-go/softnet/mbuf"
@@ -62,6 +63,10 @@ func (so *Socket) input() {
 	sb.mu.Unlock()
 
 	m, n, err := readInto(so.fd, reserve, limit)
+	if n == 0 && limit > mbuf.MCLBytes && errors.Is(err, syscall.ENOBUFS) {
+		limit = mbuf.MCLBytes
+		m, n, err = mbuf.ReadFd(so.fd, limit, mbuf.DontWait) // what little memory there is
+	}
 
 	sb.mu.Lock()
 	sb.flags &^= sbBusy
@@ -78,6 +83,8 @@ func (so *Socket) input() {
 	case err == unix.EAGAIN:
 	case err == io.EOF:
 		sb.flags |= sbCantMore // socantrcvmore
+	case err == errRetry:
+		so.w.Add(&so.inTask)
 	case errors.Is(err, syscall.ENOBUFS):
 		if n == 0 {
 			so.waitMemory()
@@ -99,6 +106,10 @@ func (so *Socket) input() {
 	so.sorwakeup()
 	sb.mu.Unlock()
 }
+
+// errRetry tells input to run again: readInto got bytes and then an error or EOF that
+// the next pass will see.
+var errRetry = errors.New("socket: retry input")
 
 // readInto reads up to limit bytes from fd: into reserve first (a cluster a memory wait
 // won), then into fresh clusters with mbuf.ReadFd.
@@ -126,11 +137,14 @@ func readInto(fd int, reserve *mbuf.Mbuf, limit int) (*mbuf.Mbuf, int, error) {
 	if m != nil {
 		reserve.SetNext(m)
 	}
-	if err == io.EOF || errors.Is(err, syscall.ENOBUFS) {
-		err = nil // report them on the next pass: these bytes come first
+	if err != nil && err != unix.EAGAIN {
+		err = errRetry // EOF, an error or no memory: these bytes first, the rest next pass
 	}
 	return reserve, n + n2, err
 }
+
+// memWaits counts input's waits for memory (for tests and statistics).
+var memWaits atomic.Int64
 
 // takeReserve returns the cluster a memory wait won, if any.
 func (so *Socket) takeReserve() *mbuf.Mbuf {
@@ -159,6 +173,7 @@ func (so *Socket) waitMemory() {
 			break
 		}
 	}
+	memWaits.Add(1)
 	ctx := so.ctx()
 	go func() {
 		m, err := mbuf.GetCL(mbuf.Wait(ctx), mbuf.MTData, mbuf.MPktHdr)
