@@ -62,9 +62,10 @@ type RelayConfig struct {
 type Mode string
 
 // The modes. ModeAuto, ModeUser and ModeKernel splice with package socket (SpliceAuto,
-// SpliceUser, SpliceKernel); ModeIOCopy and ModeCopy are the baselines of `spliced
-// bench`, built on package net alone: Go's io.Copy (which uses splice(2) between TCP
-// connections) and a goroutine per direction copying through a 32 KiB buffer.
+// SpliceUser, SpliceKernel). ModeIOCopy and ModeCopy are the baselines `spliced bench`
+// compares them with, built on package net alone: Go's io.Copy (which uses splice(2)
+// between TCP connections; it has no TCP idle timeout) and a goroutine per direction
+// copying through a 32 KiB buffer. A daemon may run them too, to rule splicing out.
 const (
 	ModeAuto   Mode = "auto"
 	ModeUser   Mode = "user"
@@ -73,16 +74,16 @@ const (
 	ModeCopy   Mode = "copy"
 )
 
-// ParseMode parses the name of a splicing mode: "auto", "user" or "kernel". The baselines
-// are not accepted here: they are for benchmarks only.
+// ParseMode parses the name of a mode: "auto", "user" or "kernel", or a baseline,
+// "iocopy" or "copy"; "" is ModeAuto.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ModeAuto, ModeUser, ModeKernel:
+	case ModeAuto, ModeUser, ModeKernel, ModeIOCopy, ModeCopy:
 		return m, nil
 	case "":
 		return ModeAuto, nil
 	}
-	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel)", s)
+	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel, or the baselines iocopy and copy)", s)
 }
 
 // baseline reports whether m is one of the package-net benchmark baselines.

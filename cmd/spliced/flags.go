@@ -27,7 +27,7 @@ func newCommand(name, usage string, stdout, stderr io.Writer) *command {
 	return &command{name: name, usage: usage, fs: fs, stdout: stdout, stderr: stderr}
 }
 
-var flagDash = regexp.MustCompile(`(flag:?) -([a-z])`)
+var flagDash = regexp.MustCompile(`(flag|argument:|for) -([a-z])`)
 
 // parse parses args. It returns -1 to go on, or the exit status: 0 after --help, 2 after
 // a bad flag or value (with a message naming it).

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"run", "bench", "stat", "version"} {
+		code, out, errs := spliced(t, cmd, "--help")
+		if code != 0 || !strings.Contains(out, "Usage") || errs != "" {
+			t.Errorf("spliced %s --help: exit %d, stdout %q, stderr %q", cmd, code, out, errs)
+		}
+	}
+	if code, out, _ := spliced(t, "--help"); code != 0 || !strings.Contains(out, "spliced run") {
+		t.Errorf("spliced --help: %d %q", code, out)
+	}
+	if code, out, _ := spliced(t, "run", "--help"); code != 0 || !strings.Contains(out, "--listen ADDR") || !strings.Contains(out, "--mem-limit SIZE") {
+		t.Errorf("run --help lists no long flags: %d\n%s", code, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := spliced(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "spliced ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%v: %d %q", args, code, out)
+		}
+	}
+}
+
+// TestBadUsage checks that bad flags, values and configurations exit with status 2 and
+// a message naming the problem.
+func TestBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[relay]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\ntargets = [\"127.0.0.1:80\"]\nidle = \"soon\"\nlisen = 1\n"), 0o644)
+	syntax := filepath.Join(dir, "syntax.toml")
+	os.WriteFile(syntax, []byte("[[relay]\n"), 0o644)
+	to := "--to=127.0.0.1:1"
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{}, []string{"spliced run"}},
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"run", "--bogus"}, []string{"unknown flag --bogus"}},
+		{[]string{"run", "--listen", "127.0.0.1:0"}, []string{"--to"}},
+		{[]string{"run", "--listen", "127.0.0.1:99999", to}, []string{"--listen", "99999", "out of range"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", "--to", "127.0.0.1"}, []string{"--to", `"127.0.0.1"`, "host:port"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", "--to", "no-such-host.invalid:80"}, []string{"--to", "no-such-host.invalid", "does not resolve"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--max", "64XB"}, []string{"--max", `"64XB"`, "bad size"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--idle", "5 minutes"}, []string{"--idle", `"5 minutes"`, "duration"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--mode", "fast"}, []string{"--mode", `"fast"`, "auto, user, kernel"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--udp", "--mode", "kernel"}, []string{"--mode", "TCP"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--workers", "many"}, []string{"--workers", `"many"`}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--admin", "0.0.0.0:6060"}, []string{"--admin", "0.0.0.0:6060", "--admin-public"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--log-format", "xml"}, []string{"--log-format", "text, json"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"run", "--config", bad, "--listen", "127.0.0.1:0"}, []string{"--listen cannot be used with --config"}},
+		{[]string{"run", "--config", bad}, []string{bad + ":5:", `idle = "soon"`, bad + ":6:", "lisen", "unknown key"}},
+		{[]string{"run", "--config", syntax}, []string{syntax + ":2:", "expected"}},
+		{[]string{"run", "--config", filepath.Join(dir, "missing.toml")}, []string{"missing.toml", "no such file"}},
+		{[]string{"bench", "--streams", "0"}, []string{"--streams 0"}},
+		{[]string{"bench", "--mode", "warp"}, []string{"--mode", "iocopy"}},
+		{[]string{"bench", "--time", "forever"}, []string{"--time", `"forever"`}},
+		{[]string{"stat", "--admin"}, []string{"--admin", "needs an argument"}},
+	} {
+		code, out, errs := spliced(t, tc.args...)
+		if code != 2 {
+			t.Errorf("spliced %q: exit %d, want 2 (stdout %q, stderr %q)", tc.args, code, out, errs)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("spliced %q: stderr %q does not name %q", tc.args, errs, w)
+			}
+		}
+	}
+}
+
+// TestRunStartFailure checks that a relay that cannot listen stops the daemon with
+// status 1 and says why.
+func TestRunStartFailure(t *testing.T) {
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, _, errs := spliced(t, "run", "--listen", ln.Addr().String(), "--to", "127.0.0.1:1", "--mode", testMode, "--admin", "off")
+	if code != 1 || !strings.Contains(errs, "address already in use") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
