@@ -95,10 +95,11 @@ func copyOut(b []byte, m *mbuf.Mbuf) int {
 }
 
 // Write is sosend() from b. With the send sockbuf empty and the worker not writing,
-// Write writes to the kernel socket directly; what the kernel does not take is copied
-// into the send sockbuf (clusters from the packet zone) for the worker to write when the
-// kernel has room, and Write blocks while the sockbuf is full. It returns when every
-// byte is in the kernel or in the sockbuf; Close still sends those. A pending error is
+// Write writes to the kernel socket directly, and waits for room in the kernel when it is
+// full (one copy, as package net). Otherwise (Send or a splice queued chains the worker
+// is writing) the bytes are copied into the send sockbuf behind them, in clusters from the
+// packet zone, and Write blocks while the sockbuf is full. It returns when every byte is
+// in the kernel or in the sockbuf; Close still sends those. A pending error is
 // returned (once) before anything is written. A UDP socket sends b as one datagram
 // (an empty b sends an empty datagram).
 func (so *Socket) Write(b []byte) (int, error) {
@@ -133,8 +134,11 @@ func (so *Socket) Write(b []byte) (int, error) {
 					sb.mu.Unlock()
 					return n, so.opError("write", err)
 				}
-			}
-			if space := sb.space(); space > 0 && (space >= sb.lowat || len(b)-n <= space) {
+				// The kernel is full: wait until it has room (EPOLLOUT runs output,
+				// which wakes us), as package net does, rather than copy into the
+				// sockbuf: one copy is cheaper than two.
+			} else if space := sb.space(); space > 0 && (space >= sb.lowat || len(b)-n <= space) {
+				// The worker is writing the sockbuf: queue behind it.
 				k, err := so.appendBytes(b[n:n+min(space, len(b)-n)], mbuf.DontWait)
 				n += k
 				so.w.Add(&so.outTask)

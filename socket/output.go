@@ -72,6 +72,9 @@ func (so *Socket) output() {
 	sb := &so.snd
 	sb.mu.Lock()
 	if sb.flags&sbBusy != 0 {
+		if sb.flags&sbSendfile != 0 {
+			sb.wakeup() // the kernel has room: SendFile goes on
+		}
 		sb.mu.Unlock()
 		return
 	}

@@ -14,7 +14,8 @@ const (
 	sbStalled                 // rcv: input stopped because the buffer was full
 	sbClosed                  // the socket was closed: waiters return net.ErrClosed
 	sbShutPending             // snd: CloseWrite is waiting for the buffer to drain
-	sbWantIO                  // a reader (writer) waits for the kernel: the worker wakes it rather than reading (it is writable)
+	sbWantIO                  // a reader waits for the kernel: the worker wakes it rather than reading
+	sbSendfile                // snd: SendFile owns the kernel socket's send side (with sbBusy)
 )
 
 // A sockbuf is BSD's struct sockbuf: a queue of mbuf chains with a high-water mark
