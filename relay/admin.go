@@ -8,25 +8,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/softnet-go/softnet/mbuf"
 )
-
-// AdminOptions are what the admin endpoint serves besides the relays' own counts.
-type AdminOptions struct {
-	// Mem is the memory the relays use, for /metrics.
-	Mem MemStats
-	// Report writes the netstat -m report served at /debug/mbuf; nil serves 404.
-	Report func(w io.Writer)
-}
 
 // Handler returns the admin endpoint of srv:
 //
 //	/metrics       Prometheus text: the relays, the zones, the memory limit, Go and process
-//	/debug/mbuf    the netstat -m report
+//	/debug/mbuf    the netstat -m report of the mbuf zones (mbuf.Report)
 //	/debug/pprof/  Go's profiles
 //	/healthz       200 "ok"
-func Handler(srv *Server, opt AdminOptions) http.Handler {
+func Handler(srv *Server) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(srv, opt.Mem),
+	reg.MustRegister(NewCollector(srv),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -34,13 +27,9 @@ func Handler(srv *Server, opt AdminOptions) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /debug/mbuf", func(w http.ResponseWriter, r *http.Request) {
-		if opt.Report == nil {
-			http.NotFound(w, r)
-			return
-		}
+	mux.HandleFunc("GET /debug/mbuf", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		opt.Report(w)
+		mbuf.Report(w)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/softnet-go/softnet/mbuf"
 	"github.com/softnet-go/softnet/uma"
 )
 
@@ -53,26 +54,23 @@ var (
 		"Wake-up runs for allocations waiting on the memory limit.", nil, nil)
 )
 
-// MemStats tells the metrics where the memory of the relays is: the shared Limit and
-// the zones under it. Either may be nil.
-type MemStats struct {
-	Limit func() uma.LimitStats
-	Zones func() []uma.ZoneStats
-}
-
-// collector exports a Server's counts and its memory as Prometheus metrics, read when
-// scraped.
+// collector exports a Server's counts and the mbuf zones as Prometheus metrics, read
+// when scraped.
 type collector struct {
 	srv *Server
-	mem MemStats
 }
 
-// NewCollector returns a Prometheus collector of the relays of srv and of the memory mem
-// describes: per relay, flows accepted, active and failed, bytes each way and splice
-// endings by reason; per zone, items in use and cached, item size, limit, requests,
-// failures and sleeps; and the memory limit.
-func NewCollector(srv *Server, mem MemStats) prometheus.Collector {
-	return &collector{srv: srv, mem: mem}
+// NewCollector returns a Prometheus collector of the relays of srv and of the memory
+// they use: per relay, flows accepted, active and failed, target failures, bytes each
+// way and splice endings by reason; per mbuf zone, items in use and cached, item size,
+// limit, requests, failures and sleeps; and the memory limit.
+func NewCollector(srv *Server) prometheus.Collector {
+	return &collector{srv: srv}
+}
+
+// Zones returns the statistics of every mbuf and cluster zone.
+func Zones(s *mbuf.Stat) []uma.ZoneStats {
+	return []uma.ZoneStats{s.Mbuf, s.Packet, s.Cluster, s.JumboPage, s.Jumbo9, s.Jumbo16, s.Jumbo64, s.ExtRef}
 }
 
 // Describe implements prometheus.Collector.
@@ -110,8 +108,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if c.mem.Zones != nil {
-		for _, z := range c.mem.Zones() {
+	ms := mbuf.Stats()
+	{
+		for _, z := range Zones(&ms) {
 			gauge(descZoneInUse, z.InUse, z.Name)
 			gauge(descZoneCached, z.CachedP+z.CachedZone, z.Name)
 			gauge(descZoneItemSize, z.ItemSize, z.Name)
@@ -121,8 +120,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descZoneSleeps, z.Sleeps, z.Name)
 		}
 	}
-	if c.mem.Limit != nil {
-		l := c.mem.Limit()
+	{
+		l := ms.Limit
 		gauge(descMemLimit, l.Max)
 		gauge(descMemUsed, l.Used)
 		gauge(descMemPeak, l.Peak)

@@ -204,7 +204,7 @@ func serve(cfg *relay.Config, configFile string, log *slog.Logger, c *command) e
 			srv.Shutdown(context.Background())
 			return fmt.Errorf("admin endpoint: %w", err)
 		}
-		admin = &http.Server{Handler: relay.Handler(srv, mem.adminOptions()), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: relay.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
 		go admin.Serve(ln)
 		log.Info("admin endpoint", "addr", ln.Addr().String())
 	}
