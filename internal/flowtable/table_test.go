@@ -1,0 +1,117 @@
+package flowtable
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestKeysOfEveryKindAreDistinct(t *testing.T) {
+	tb := newTable(t, nil, 0)
+	const n = 400
+	seen := make(map[netip.AddrPort]bool)
+	for i := range n {
+		k := testKey(i)
+		if seen[k] {
+			t.Fatalf("testKey(%d) = %v repeats", i, k)
+		}
+		seen[k] = true
+		if _, replaced, err := tb.Insert(k, &flow{key: k, id: uint64(i)}); err != nil || replaced {
+			t.Fatalf("Insert(%v) = replaced %v, %v", k, replaced, err)
+		}
+	}
+	if tb.Len() != n {
+		t.Fatalf("Len = %d, want %d", tb.Len(), n)
+	}
+	for i := range n {
+		k := testKey(i)
+		v, ok := tb.Lookup(k)
+		if !ok || v.key != k || v.id != uint64(i) {
+			t.Fatalf("Lookup(%v) = %v, %v", k, v, ok)
+		}
+	}
+	for _, k := range []string{"10.0.0.0:1", "[::ffff:10.0.0.0]:1", "[fe80::1%eth9]:4789", "[::]:0"} {
+		if v, ok := tb.Lookup(netip.MustParseAddrPort(k)); ok {
+			t.Errorf("Lookup(%s) found %v", k, v)
+		}
+	}
+	if _, ok := tb.Lookup(netip.AddrPort{}); ok {
+		t.Error("the zero AddrPort was found")
+	}
+	checkZone(t, tb)
+}
+
+func TestInsertReplacesAndDeleteRemoves(t *testing.T) {
+	tb := newTable(t, nil, 4)
+	k := netip.MustParseAddrPort("192.0.2.1:5000")
+	a, b := &flow{key: k, id: 1}, &flow{key: k, id: 2}
+	if old, replaced, err := tb.Insert(k, a); old != nil || replaced || err != nil {
+		t.Fatalf("first Insert = %v, %v, %v", old, replaced, err)
+	}
+	if old, replaced, err := tb.Insert(k, b); old != a || !replaced || err != nil {
+		t.Fatalf("second Insert = %v, %v, %v; want the first value back", old, replaced, err)
+	}
+	if v, ok := tb.Lookup(k); v != b || !ok {
+		t.Fatalf("Lookup = %v, %v; want the second value", v, ok)
+	}
+	if tb.Len() != 1 {
+		t.Fatalf("Len = %d after a replace", tb.Len())
+	}
+	if v, ok := tb.Delete(k); v != b || !ok {
+		t.Fatalf("Delete = %v, %v", v, ok)
+	}
+	if v, ok := tb.Delete(k); v != nil || ok {
+		t.Fatalf("second Delete = %v, %v", v, ok)
+	}
+	if v, ok := tb.Lookup(k); v != nil || ok {
+		t.Fatalf("Lookup after Delete = %v, %v", v, ok)
+	}
+	checkZone(t, tb)
+}
+
+func TestInsertNilPanics(t *testing.T) {
+	tb := newTable(t, nil, 0)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Insert of nil did not panic")
+		}
+	}()
+	tb.Insert(netip.MustParseAddrPort("192.0.2.1:1"), nil)
+}
+
+func TestNewRejectsBadArguments(t *testing.T) {
+	if _, err := New[flow]("", nil, 0); err == nil {
+		t.Error("an empty name was accepted")
+	}
+	if _, err := New[flow]("x", nil, -1); err == nil {
+		t.Error("a negative sizeHint was accepted")
+	}
+}
+
+func TestSizeHintPresizesAndBoundsShrinking(t *testing.T) {
+	tb := newTable(t, nil, 1000)
+	if b := tb.Stats().Buckets; b != 1024 {
+		t.Fatalf("sizeHint 1000 gave %d buckets, want 1024", b)
+	}
+	for i := range 1000 {
+		k := testKey(i)
+		tb.Insert(k, &flow{key: k})
+	}
+	if s := tb.Stats(); s.Grows != 0 || s.Buckets != 1024 {
+		t.Fatalf("1000 entries under a hint of 1000: %d grows, %d buckets", s.Grows, s.Buckets)
+	}
+	tb.Insert(testKey(5000), &flow{key: testKey(5000)})
+	tb.Insert(testKey(5001), &flow{key: testKey(5001)})
+	for i := range 30 {
+		tb.Insert(testKey(6000+i), &flow{key: testKey(6000 + i)})
+	}
+	if s := tb.Stats(); s.Grows != 1 || s.Buckets != 2048 {
+		t.Fatalf("past the load factor: %d grows, %d buckets; want 1, 2048", s.Grows, s.Buckets)
+	}
+	if n := tb.Expire(func(netip.AddrPort, *flow) bool { return true }); n != 1032 {
+		t.Fatalf("Expire of everything deleted %d, want 1032", n)
+	}
+	if s := tb.Stats(); s.Shrinks != 1 || s.Buckets != 1024 || s.Len != 0 {
+		t.Fatalf("emptied: %d shrinks, %d buckets, %d entries; want 1, 1024 (the hint), 0", s.Shrinks, s.Buckets, s.Len)
+	}
+	checkZone(t, tb)
+}
