@@ -20,9 +20,10 @@ measures the relay: one line per second as iperf3 prints it, then a summary with
 throughput (Gbit/s, or datagrams/s with --udp), the relay's CPU time and the zone
 statistics.
 
-The relay's CPU time is the process's CPU time (getrusage) less the share of the source
-and the sink, which a short direct source → sink run measures first (CPU time per byte or
-per datagram, times what went through the relay). Compare the modes on your own machine:
+The relay's CPU time is the process's CPU time (getrusage) less that of the source and
+the sink, whose goroutines each run locked to a thread of their own so that their
+threads' CPU time can be read (/proc/self/task/*/schedstat); it includes the Go runtime's
+own work (GC, scheduler). Compare the modes on your own machine:
 iocopy is Go's io.Copy relay (splice(2) between TCP sockets), copy a goroutine per
 direction copying through a 32 KiB buffer.
 `
@@ -57,11 +58,12 @@ type benchResult struct {
 }
 
 type benchInterval struct {
-	Start      float64 `json:"start"`
-	End        float64 `json:"end"`
-	Bytes      int64   `json:"bytes"`
-	Datagrams  int64   `json:"datagrams,omitempty"`
-	CPUSeconds float64 `json:"process_cpu_seconds"`
+	Start           float64 `json:"start"`
+	End             float64 `json:"end"`
+	Bytes           int64   `json:"bytes"`
+	Datagrams       int64   `json:"datagrams,omitempty"`
+	CPUSeconds      float64 `json:"process_cpu_seconds"`
+	RelayCPUSeconds float64 `json:"relay_cpu_seconds"`
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
@@ -116,14 +118,8 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		return nil, err
 	}
 
-	// The share of the source and the sink: a short run without the relay.
-	cal := min(time.Second, f.duration/3)
-	perUnit, err := calibrate(f, size, cal)
-	if err != nil {
-		return nil, fmt.Errorf("direct run: %w", err)
-	}
-
-	sk, err := newSink(f.udp, f.streams)
+	cpu := newCPUMeter()
+	sk, err := newSink(f.udp, f.streams, cpu)
 	if err != nil {
 		return nil, err
 	}
@@ -143,18 +139,18 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		fmt.Fprintf(w, "spliced bench: %s relay, mode %s, %d stream(s), %v, GOMAXPROCS %d\n",
 			res.Protocol, f.mode, f.streams, f.duration, res.GOMAXPROCS)
 		if f.udp {
-			fmt.Fprintf(w, "[ ID] Interval           Datagrams      Rate              Bitrate          CPU\n")
+			fmt.Fprintf(w, "[ ID] Interval           Datagrams      Rate              Bitrate          Relay CPU\n")
 		} else {
-			fmt.Fprintf(w, "[ ID] Interval           Transfer       Bitrate          CPU\n")
+			fmt.Fprintf(w, "[ ID] Interval           Transfer       Bitrate          Relay CPU\n")
 		}
 	}
 	stop := make(chan struct{})
-	src, err := startSource(f.udp, srv.Addr("bench").String(), f.streams, size, stop)
+	src, err := startSource(f.udp, srv.Addr("bench").String(), f.streams, size, stop, cpu)
 	if err != nil {
 		return nil, err
 	}
-	start, cpu0 := time.Now(), cpuTime()
-	lastT, lastB, lastD, lastC := start, int64(0), int64(0), cpu0
+	start, cpu0, ep0 := time.Now(), cpuTime(), cpu.total()
+	lastT, lastB, lastD, lastC, lastE := start, int64(0), int64(0), cpu0, ep0
 	tick := time.NewTicker(time.Second)
 	end := time.NewTimer(f.duration)
 	for done := false; !done; {
@@ -163,33 +159,30 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		case <-end.C:
 			done = true
 		}
-		now, b, d, cp := time.Now(), sk.bytes.Load(), sk.datagrams.Load(), cpuTime()
+		now, b, d, cp, ep := time.Now(), sk.bytes.Load(), sk.datagrams.Load(), cpuTime(), cpu.total()
 		iv := benchInterval{Start: lastT.Sub(start).Seconds(), End: now.Sub(start).Seconds(),
-			Bytes: b - lastB, Datagrams: d - lastD, CPUSeconds: (cp - lastC).Seconds()}
+			Bytes: b - lastB, Datagrams: d - lastD, CPUSeconds: (cp - lastC).Seconds(),
+			RelayCPUSeconds: max(0, (cp-lastC)-(ep-lastE)).Seconds()}
 		if iv.End-iv.Start > 0.01 {
 			res.Intervals = append(res.Intervals, iv)
 			if !f.json {
 				printInterval(w, f.udp, iv)
 			}
 		}
-		lastT, lastB, lastD, lastC = now, b, d, cp
+		lastT, lastB, lastD, lastC, lastE = now, b, d, cp, ep
 	}
 	tick.Stop()
 	close(stop)
 	res.Seconds = lastT.Sub(start).Seconds()
 	res.Bytes, res.Datagrams = lastB, lastD
-	proc := lastC - cpu0
+	proc, endpoints := lastC-cpu0, lastE-ep0
 	srcErr := src.wait()
 	if !f.udp {
 		sk.waitConns(2 * time.Second)
 	}
 	res.ProcessCPUSeconds = proc.Seconds()
-	units := float64(res.Bytes)
-	if f.udp {
-		units = float64(res.Datagrams)
-	}
-	res.EndpointCPUSeconds = perUnit * units
-	res.RelayCPUSeconds = max(0, res.ProcessCPUSeconds-res.EndpointCPUSeconds)
+	res.EndpointCPUSeconds = endpoints.Seconds()
+	res.RelayCPUSeconds = max(0, proc-endpoints).Seconds()
 	res.Gbps = float64(res.Bytes) * 8 / res.Seconds / 1e9
 	if f.udp {
 		res.DatagramsPerSec = float64(res.Datagrams) / res.Seconds
@@ -202,36 +195,4 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		return res, fmt.Errorf("nothing went through the relay (source: %v)", srcErr)
 	}
 	return res, nil
-}
-
-// calibrate runs the source straight into a sink for d and returns the process CPU
-// seconds per byte (per datagram with --udp) the two of them spend.
-func calibrate(f *benchFlags, size int, d time.Duration) (float64, error) {
-	sk, err := newSink(f.udp, f.streams)
-	if err != nil {
-		return 0, err
-	}
-	defer sk.close()
-	stop := make(chan struct{})
-	src, err := startSource(f.udp, sk.addr, f.streams, size, stop)
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(d / 5) // warm up
-	b0, d0, c0 := sk.bytes.Load(), sk.datagrams.Load(), cpuTime()
-	time.Sleep(d - d/5)
-	b1, d1, c1 := sk.bytes.Load(), sk.datagrams.Load(), cpuTime()
-	close(stop)
-	src.wait()
-	if !f.udp {
-		sk.waitConns(2 * time.Second)
-	}
-	units := float64(b1 - b0)
-	if f.udp {
-		units = float64(d1 - d0)
-	}
-	if units <= 0 {
-		return 0, errors.New("nothing arrived")
-	}
-	return (c1 - c0).Seconds() / units, nil
 }

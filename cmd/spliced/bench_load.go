@@ -21,7 +21,7 @@ type sink struct {
 	conns     sync.WaitGroup // open TCP connections
 }
 
-func newSink(udp bool, streams int) (*sink, error) {
+func newSink(udp bool, streams int, cpu *cpuMeter) (*sink, error) {
 	s := &sink{}
 	if !udp {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,6 +40,7 @@ func newSink(udp bool, streams int) (*sink, error) {
 				}
 				s.conns.Add(1)
 				go func() {
+					cpu.enter()
 					defer s.conns.Done()
 					defer c.Close()
 					buf := make([]byte, 256<<10)
@@ -69,6 +70,7 @@ func newSink(udp bool, streams int) (*sink, error) {
 		s.closers = append(s.closers, pc.Close)
 		s.wg.Add(1)
 		go func() {
+			cpu.enter()
 			defer s.wg.Done()
 			buf := make([]byte, 64<<10)
 			for {
@@ -109,7 +111,7 @@ type source struct {
 	errs chan error
 }
 
-func startSource(udp bool, addr string, streams, size int, stop <-chan struct{}) (*source, error) {
+func startSource(udp bool, addr string, streams, size int, stop <-chan struct{}, cpu *cpuMeter) (*source, error) {
 	src := &source{errs: make(chan error, streams)}
 	network := "tcp"
 	if udp {
@@ -129,6 +131,7 @@ func startSource(udp bool, addr string, streams, size int, stop <-chan struct{})
 	for _, c := range conns {
 		src.wg.Add(1)
 		go func() {
+			cpu.enter()
 			defer src.wg.Done()
 			defer c.Close()
 			buf := make([]byte, size)
@@ -178,11 +181,4 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 		}
 	})
 	return err
-}
-
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

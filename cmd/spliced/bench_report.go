@@ -9,27 +9,27 @@ func printInterval(w io.Writer, udp bool, iv benchInterval) {
 	secs := iv.End - iv.Start
 	if udp {
 		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %9d      %9.0f dgram/s  %s  %5.2f s\n",
-			iv.Start, iv.End, iv.Datagrams, float64(iv.Datagrams)/secs, bitrate(iv.Bytes, secs), iv.CPUSeconds)
+			iv.Start, iv.End, iv.Datagrams, float64(iv.Datagrams)/secs, bitrate(iv.Bytes, secs), iv.RelayCPUSeconds)
 		return
 	}
 	fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %s  %s  %5.2f s\n",
-		iv.Start, iv.End, transfer(iv.Bytes), bitrate(iv.Bytes, secs), iv.CPUSeconds)
+		iv.Start, iv.End, transfer(iv.Bytes), bitrate(iv.Bytes, secs), iv.RelayCPUSeconds)
 }
 
 func printSummary(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "- - - - - - - - - - - - - - - - - - - - - - - - -\n")
 	if r.Protocol == "udp" {
 		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %9d      %9.0f dgram/s  %s  %5.2f s   received\n",
-			0.0, r.Seconds, r.Datagrams, r.DatagramsPerSec, bitrate(r.Bytes, r.Seconds), r.ProcessCPUSeconds)
+			0.0, r.Seconds, r.Datagrams, r.DatagramsPerSec, bitrate(r.Bytes, r.Seconds), r.RelayCPUSeconds)
 	} else {
 		fmt.Fprintf(w, "[SUM] %6.2f-%-6.2f sec  %s  %s  %5.2f s   received\n",
-			0.0, r.Seconds, transfer(r.Bytes), bitrate(r.Bytes, r.Seconds), r.ProcessCPUSeconds)
+			0.0, r.Seconds, transfer(r.Bytes), bitrate(r.Bytes, r.Seconds), r.RelayCPUSeconds)
 	}
 	fmt.Fprintf(w, "\nmode %s, %s, %d stream(s): %.2f Gbit/s", r.Mode, r.Protocol, r.Streams, r.Gbps)
 	if r.Protocol == "udp" {
 		fmt.Fprintf(w, ", %.0f datagrams/s of %d bytes", r.DatagramsPerSec, r.DatagramSize)
 	}
-	fmt.Fprintf(w, "\nCPU: process %.2f s = relay %.2f s + source and sink %.2f s (estimated from the direct run)\n",
+	fmt.Fprintf(w, "\nCPU: process %.2f s = relay %.2f s + source and sink %.2f s (their threads, measured)\n",
 		r.ProcessCPUSeconds, r.RelayCPUSeconds, r.EndpointCPUSeconds)
 	if r.RelayCPUSeconds > 0 {
 		if r.Protocol == "udp" {
