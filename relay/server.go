@@ -173,7 +173,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel() // abort connects in progress
 	n := 0
 	for _, st := range s.allStats() {
-		fs, _ := st.activeFlows(true)
+		fs := st.shut()
 		for _, f := range fs {
 			f.close()
 		}

@@ -27,7 +27,6 @@ type relayStats struct {
 	refused  map[string]int64    // target dials that failed, by target
 	bytes    [2]int64            // bytes of flows that have ended, by direction
 	endings  [2]map[string]int64 // splice endings by direction and reason
-	idle     chan struct{}       // closed when active becomes empty, if waited for
 	closed   bool                // the server shut down: no flow may start
 }
 
@@ -67,10 +66,6 @@ func (s *relayStats) remove(f *flow) {
 	delete(s.active, f)
 	s.bytes[0] += moved[0]
 	s.bytes[1] += moved[1]
-	if len(s.active) == 0 && s.idle != nil {
-		close(s.idle)
-		s.idle = nil
-	}
 	s.mu.Unlock()
 }
 
@@ -122,25 +117,16 @@ func (s *relayStats) snapshot() snapshot {
 	return sn
 }
 
-// activeFlows returns the open flows and a channel closed when there are none. With
-// shut, no flow may start afterwards.
-func (s *relayStats) activeFlows(shut bool) ([]*flow, <-chan struct{}) {
+// shut refuses every flow that has not started yet and returns the open ones.
+func (s *relayStats) shut() []*flow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closed = s.closed || shut
+	s.closed = true
 	fs := make([]*flow, 0, len(s.active))
 	for f := range s.active {
 		fs = append(fs, f)
 	}
-	if len(fs) == 0 {
-		c := make(chan struct{})
-		close(c)
-		return fs, c
-	}
-	if s.idle == nil {
-		s.idle = make(chan struct{})
-	}
-	return fs, s.idle
+	return fs
 }
 
 func clone(m map[string]int64) map[string]int64 {

@@ -80,7 +80,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(stderr, cfg.LogFormat, f.logLevel)
-	if err := serve(cfg, f.config, log, c); err != nil {
+	pinned := map[string]bool{"mem_limit": c.set("mem-limit"), "grace": c.set("grace")}
+	if err := serve(cfg, f.config, pinned, log); err != nil {
 		log.Error(err.Error())
 		return 1
 	}
@@ -182,8 +183,9 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // serve runs the relays of cfg until SIGINT or SIGTERM, reloading configFile (if any) at
-// SIGHUP.
-func serve(cfg *relay.Config, configFile string, log *slog.Logger, c *command) error {
+// SIGHUP; pinned names the reloadable global settings that flags set, which a reload
+// leaves alone.
+func serve(cfg *relay.Config, configFile string, pinned map[string]bool, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -212,7 +214,7 @@ func serve(cfg *relay.Config, configFile string, log *slog.Logger, c *command) e
 
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			cfg = reload(cfg, configFile, srv, mem, log)
+			cfg = reload(cfg, configFile, pinned, srv, mem, log)
 			continue
 		}
 		log.Info("shutting down: no new flows; open flows may finish", "signal", sig.String(),
@@ -236,7 +238,7 @@ func serve(cfg *relay.Config, configFile string, log *slog.Logger, c *command) e
 }
 
 // reload applies the configuration file again and returns the configuration in force.
-func reload(cur *relay.Config, file string, srv *relay.Server, mem *memory, log *slog.Logger) *relay.Config {
+func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.Server, mem *memory, log *slog.Logger) *relay.Config {
 	if file == "" {
 		log.Warn("SIGHUP: nothing to reload (started without --config)")
 		return cur
@@ -246,11 +248,14 @@ func reload(cur *relay.Config, file string, srv *relay.Server, mem *memory, log 
 		log.Error("SIGHUP: configuration refused; the running one stays", "err", err.Error())
 		return cur
 	}
-	// The global settings of the command line stay in force; a changed admin address,
-	// worker count or log format needs a restart.
+	// A changed admin address, worker count or log format needs a restart; the memory
+	// limit and the grace period take the file's values, unless flags set them.
 	next.Admin, next.AdminPublic, next.Workers, next.LogFormat = cur.Admin, cur.AdminPublic, cur.Workers, cur.LogFormat
-	if next.Grace == 0 {
+	if next.Grace == 0 || pinned["grace"] {
 		next.Grace = cur.Grace
+	}
+	if pinned["mem_limit"] {
+		next.MemLimit = cur.MemLimit
 	}
 	if next.MemLimit != cur.MemLimit {
 		if err := mem.setLimit(next.MemLimit); err != nil {
