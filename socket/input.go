@@ -54,7 +54,7 @@ func (so *Socket) input() {
 	limit := min(space, netq.Budget)
 	if sp := so.sp.Load(); sb.flags&sbSplice != 0 && sp != nil && sp.max > 0 {
 		// Read no more than the splice may move (the rest would only wait here).
-		if left := int(sp.max-sp.len) - sb.cc; left > 0 {
+		if left := int(sp.max-sp.len.Load()) - sb.cc; left > 0 {
 			limit = min(limit, left)
 		}
 	}

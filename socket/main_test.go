@@ -59,6 +59,7 @@ func clean(t testing.TB) {
 	t.Cleanup(func() {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
+			drainPipes()
 			nfd, nm := countFDs(), mbufsInUse()
 			if nfd <= fds && nm == 0 {
 				break

@@ -47,6 +47,9 @@ func (so *Socket) writable() {
 		so.rcv.mu.Lock()
 		so.sorwakeup() // a splice from this socket may now go on
 		so.rcv.mu.Unlock()
+		so.snd.mu.Lock()
+		so.sowwakeup() // and one into it
+		so.snd.mu.Unlock()
 	}
 	so.output()
 }
@@ -79,6 +82,9 @@ func (so *Socket) output() {
 		return
 	}
 	if sb.cc == 0 {
+		if sb.flags&sbSplice != 0 {
+			so.sowwakeup() // the kernel path writes the drain itself: tell it there is room
+		}
 		so.outputDone()
 		return
 	}

@@ -30,7 +30,7 @@ type sockbuf struct {
 	mb    *mbuf.Mbuf // sb_mb: the first mbuf of the first record
 	last  *mbuf.Mbuf // sb_lastrecord: the first mbuf of the last record
 	tail  *mbuf.Mbuf // sb_mbtail: the last mbuf of the last record
-	cc    int        // sb_cc: bytes of data
+	cc    int        // sb_datacc: bytes of data (sender addresses not counted)
 	mbcnt int        // sb_mbcnt: bytes of storage (mbufs and clusters) held
 	hiwat int        // sb_hiwat
 	lowat int        // sb_lowat
@@ -63,7 +63,9 @@ func msize(m *mbuf.Mbuf) int {
 // account adds (or with sign -1 removes) the bytes and storage of one mbuf: sballoc and
 // sbfree.
 func (sb *sockbuf) account(m *mbuf.Mbuf, sign int) {
-	sb.cc += sign * m.Len()
+	if m.Type() != mbuf.MTSoname { // sb_datacc: addresses are not data
+		sb.cc += sign * m.Len()
+	}
 	sb.mbcnt += sign * msize(m)
 }
 

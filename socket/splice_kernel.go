@@ -1,0 +1,181 @@
+package socket
+
+import (
+	"syscall"
+
+	"github.com/softnet-go/softnet/mbuf"
+	"github.com/softnet-go/softnet/netq"
+	"golang.org/x/sys/unix"
+)
+
+// kernelBudget is how many bytes one pass of the kernel path moves before it yields: the
+// bytes do not touch user space, so a pass may move more than netq.Budget for the same
+// time on the worker.
+const kernelBudget = 4 * netq.Budget
+
+// somoveKernel is somove() over splice(2): the same checks, maximum, idle timer and
+// endings as the user path, but the bytes go from the source socket into a pipe and from
+// the pipe into the drain inside the kernel. Data already in the source's receive sockbuf
+// moves first, by the user path; bytes go into the drain only when its send sockbuf is
+// empty, so they stay in order behind what was queued there. The pipe comes from the
+// pool when there are bytes to move and goes back as soon as it is empty. so.rcv.mu and
+// dst.snd.mu are held.
+func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
+	rcv, snd := &so.rcv, &dst.snd
+	if rcv.mb != nil {
+		r := so.somove(sp, dst)
+		if r.end || rcv.mb != nil {
+			return r
+		}
+	}
+	var r moveResult
+	if rcv.flags&sbBusy != 0 {
+		return r // an input readv from before the splice: it queues us when done
+	}
+	var err syscall.Errno
+	maxreached := false
+	moved := 0
+	for {
+		stay, e := spliceChecks(so, dst)
+		if e != 0 || stay {
+			err = e
+			break
+		}
+		if p := sp.pipe; p != nil && p.n > 0 {
+			if snd.cc > 0 || snd.flags&sbBusy != 0 {
+				r.moved = true // its output runs, and sowwakeup brings us back
+				break
+			}
+			k, e := sysSplice(p.r, dst.fd, p.n)
+			if k > 0 {
+				p.n -= k
+				moved += k
+				sp.len.Add(int64(k))
+			}
+			if e == unix.EAGAIN {
+				break // the drain's kernel buffer is full: EPOLLOUT brings us back
+			}
+			if e != 0 {
+				snd.flags |= sbCantMore
+				if e != syscall.EPIPE {
+					dst.soerr.CompareAndSwap(0, int32(e))
+				}
+				err = syscall.EPIPE
+				break
+			}
+			if p.n > 0 {
+				continue
+			}
+		}
+		if sp.max > 0 && sp.len.Load() >= sp.max {
+			maxreached = true
+			break
+		}
+		if rcv.flags&sbCantMore != 0 || moved >= kernelBudget {
+			r.again = moved >= kernelBudget
+			break
+		}
+		if sp.pipe == nil {
+			p, e := getPipe()
+			if e != nil {
+				err = errnoOf(e)
+				break
+			}
+			sp.pipe = p
+		}
+		want := pipeSize - sp.pipe.n
+		if sp.max > 0 {
+			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
+		}
+		if want <= 0 {
+			continue
+		}
+		k, e := sysSplice(so.fd, sp.pipe.w, want)
+		switch {
+		case k > 0:
+			sp.pipe.n += k
+			continue
+		case e == unix.EAGAIN:
+		case e == 0:
+			rcv.flags |= sbCantMore // EOF: what is in the pipe still goes
+			continue
+		default:
+			so.soerr.CompareAndSwap(0, int32(e))
+			rcv.flags |= sbCantMore
+		}
+		break
+	}
+	if sp.pipe != nil && sp.pipe.n == 0 {
+		putPipe(sp.pipe)
+		sp.pipe = nil
+	}
+	if err == 0 && maxreached && sp.len.Load() == sp.max {
+		err = syscall.EFBIG
+	}
+	if err != 0 {
+		so.soerr.Store(int32(err))
+	}
+	r.end = rcv.flags&sbCantMore != 0 && rcv.mb == nil && sp.pipe == nil ||
+		snd.flags&sbCantMore != 0 || maxreached || err != 0 || so.soerr.Load() != 0
+	return r
+}
+
+// sysSplice is splice(2) of up to n bytes, non-blocking, retrying EINTR.
+func sysSplice(from, to int, n int) (int, syscall.Errno) {
+	for {
+		k, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, errnoOf(err)
+		}
+		return int(k), 0
+	}
+}
+
+// pipeBack puts the bytes left in the splice's pipe into the source's receive sockbuf
+// (which the kernel path keeps empty), so the owner reads them first, and gives the
+// pipe back. so.rcv.mu is held.
+func (so *Socket) pipeBack(sp *sosplice) {
+	p := sp.pipe
+	sp.pipe = nil
+	for p.n > 0 {
+		m, k, err := mbuf.ReadFd(p.r, p.n, mbuf.DontWait)
+		if err != nil {
+			m, k, err = readHeap(p.r, p.n)
+		}
+		if err != nil {
+			// No memory at all: the bytes are lost, and the owner is told so.
+			so.soerr.CompareAndSwap(0, int32(syscall.ENOBUFS))
+			p.close()
+			return
+		}
+		p.n -= k
+		so.rcv.appendStream(m)
+	}
+	putPipe(p)
+}
+
+// readHeap reads n bytes from fd into Go memory attached to an mbuf (ExtAdd): the way
+// back for pipe bytes when no cluster can be had.
+func readHeap(fd, n int) (*mbuf.Mbuf, int, error) {
+	m, err := mbuf.Get(mbuf.DontWait, mbuf.MTData)
+	if err != nil {
+		return nil, 0, err
+	}
+	buf := make([]byte, n)
+	k, err := sysRead(fd, buf)
+	if err != nil || k == 0 {
+		m.Free()
+		if err == nil {
+			err = syscall.EIO
+		}
+		return nil, 0, err
+	}
+	if err := m.ExtAdd(buf[:k], nil, 0, mbuf.DontWait); err != nil {
+		m.Free()
+		return nil, 0, err
+	}
+	return m, k, nil
+}
