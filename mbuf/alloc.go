@@ -1,0 +1,380 @@
+package mbuf
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/softnet-go/softnet/uma"
+)
+
+// How is the allocation mode, BSD's how/wait argument.
+//
+// The zero value, DontWait, is M_NOWAIT: at the memory Limit an allocation fails at once
+// with an error wrapping syscall.ENOBUFS. Wait(ctx) is M_WAITOK under a context: the
+// allocation waits until memory comes back anywhere under the Limit, and fails only with
+// ctx.Err() when the context ends first.
+type How struct {
+	ctx context.Context
+}
+
+// DontWait is M_NOWAIT (OpenBSD M_DONTWAIT).
+var DontWait How
+
+// Wait is M_WAITOK (OpenBSD M_WAIT) under ctx; a nil ctx waits without end.
+func Wait(ctx context.Context) How {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return How{ctx: ctx}
+}
+
+// zalloc allocates from z as how says.
+func zalloc[T any](z *uma.Zone[T], how How) (*T, error) {
+	if how.ctx == nil {
+		return z.Alloc()
+	}
+	return z.AllocWait(how.ctx)
+}
+
+// The zones, created at init as kern_mbuf.c's mbuf_init does, all under one Limit.
+var (
+	limit      *uma.Limit
+	mbufZone   *uma.Zone[Mbuf]            // "mbuf"
+	packetZone *uma.Zone[Mbuf]            // "mbuf_packet": a secondary zone on the mbuf keg
+	clZones    [numExt]*uma.Zone[cluster] // by extType; [extCaller] holds ExtAdd's descriptors
+	extSize    [numExt]int                // buffer bytes by extType
+
+	// pktBare counts packet-zone items cached without their cluster: a pair whose cluster
+	// was still shared when its mbuf was freed. GetCL gives such an item a new cluster.
+	pktBare atomic.Int64
+)
+
+func extZone(k extType) *uma.Zone[cluster] { return clZones[k] }
+
+func init() {
+	if unsafe.Sizeof(Mbuf{}) != MSize {
+		panic(fmt.Sprintf("mbuf: sizeof(Mbuf) = %d, want MSize %d", unsafe.Sizeof(Mbuf{}), MSize))
+	}
+	var err error
+	if limit, err = uma.NewLimit(0); err != nil {
+		panic(err)
+	}
+	mk := must(uma.NewKeg(limit, uma.KegConfig[Mbuf]{Name: "mbuf", ItemSize: MSize}))
+	mbufZone = must(uma.NewZone(mk, uma.ZoneConfig[Mbuf]{Name: "mbuf"}))
+
+	extSize = [numExt]int{0, MCLBytes, MJumPageSize, MJum9Bytes, MJum16Bytes, MJum64Bytes}
+	names := [numExt]string{"mbuf_ext_refcnt", "mbuf_cluster", "mbuf_jumbo_page", "mbuf_jumbo_9k",
+		"mbuf_jumbo_16k", "mbuf_jumbo_64k"}
+	for k := range numExt {
+		newCluster(k, names[k])
+	}
+
+	// zone_pack: pairs of an mbuf and a 2 KiB cluster, joined when the mbuf enters the
+	// zone's caches (zinit) and parted when it leaves them (zfini), so that GetCL is one
+	// allocation. Its buckets are sized for the clusters they carry, not the mbufs.
+	packetZone = must(uma.NewZone(mk, uma.ZoneConfig[Mbuf]{
+		Name:       "mbuf_packet",
+		Init:       packInit,
+		Fini:       packFini,
+		BucketSize: clZones[extCluster].Stats().BucketSize,
+	}))
+}
+
+// newCluster creates the keg and zone of one external storage kind. A slab holds 64 to
+// 256 KiB of buffers, carved from one []byte beside their descriptors.
+func newCluster(k extType, name string) {
+	size := extSize[k]
+	cfg := uma.KegConfig[cluster]{Name: name}
+	if size > 0 {
+		per := max(1, (128<<10)/size)
+		if size < 4096 {
+			per = (64 << 10) / size
+		}
+		cfg.ItemSize = int64(size) + int64(unsafe.Sizeof(cluster{}))
+		cfg.ItemsPerSlab = per
+	}
+	var z *uma.Zone[cluster]
+	cfg.SlabInit = func(items []cluster) {
+		var store []byte
+		if size > 0 {
+			store = make([]byte, len(items)*size)
+		}
+		for i := range items {
+			c := &items[i]
+			c.ref.Store(1)
+			c.kind, c.zone = k, z
+			if size > 0 {
+				c.buf = store[i*size : (i+1)*size : (i+1)*size]
+			}
+		}
+	}
+	keg := must(uma.NewKeg(limit, cfg))
+	z = must(uma.NewZone(keg, uma.ZoneConfig[cluster]{Name: name}))
+	clZones[k] = z
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// packInit is zone_pack's zinit: attach a fresh 2 KiB cluster.
+func packInit(m *Mbuf) error {
+	c, err := clZones[extCluster].Alloc()
+	if err != nil {
+		return err
+	}
+	m.ext, m.origin = c, fromPacket
+	return nil
+}
+
+// packFini is zone_pack's zfini: give the cluster back.
+func packFini(m *Mbuf) {
+	if m.ext == nil {
+		pktBare.Add(-1)
+		return
+	}
+	c := m.ext
+	m.ext = nil
+	clZones[extCluster].Free(c)
+}
+
+// Limit returns the memory Limit every mbuf and cluster zone charges (OpenBSD's
+// mbuf_mem_limit, FreeBSD's kern.ipc.maxmbufmem). It is unlimited until someone calls
+// SetMax on it, as the daemon's --mem-limit does.
+func Limit() *uma.Limit { return limit }
+
+// init readies an mbuf fresh from a zone: m_init.
+func (m *Mbuf) init(t Type, f Flags, o origin) {
+	m.next, m.nextpkt, m.tags = nil, nil, nil
+	m.off, m.len = 0, 0
+	m.flags = f & (userFlags | MPktHdr)
+	m.typ = t
+	m.origin = o
+	if f&MPktHdr != 0 {
+		m.hdr = PktHdr{}
+	}
+	debugAlloc(m)
+}
+
+// Get is m_get(9): one mbuf with its data in its internal storage (MLen bytes), empty.
+// With DontWait at the Limit it returns an error wrapping ENOBUFS; with Wait it waits.
+func Get(how How, t Type) (*Mbuf, error) {
+	return get(how, t, 0)
+}
+
+// GetHdr is m_gethdr(9): like Get, with a zeroed packet header (MPktHdr, MHLen bytes).
+func GetHdr(how How, t Type) (*Mbuf, error) {
+	return get(how, t, MPktHdr)
+}
+
+func get(how How, t Type, f Flags) (*Mbuf, error) {
+	m, err := zalloc(mbufZone, how)
+	if err != nil {
+		return nil, err
+	}
+	m.init(t, f, fromMbuf)
+	return m, nil
+}
+
+// GetCL is m_getcl(9): an mbuf with a 2 KiB cluster attached, empty, in one allocation
+// from the packet zone (FreeBSD's zone_pack), whatever f says: a pair does not care
+// whether its mbuf will carry a packet header (f may hold MPktHdr and MEOR). All or
+// nothing: on failure nothing stays allocated.
+//
+// With Wait, when the packet zone has no ready pair it waits for an mbuf and a cluster
+// from their own zones (as m_getjcl does), rather than waiting on the packet zone: a pair
+// cannot be made while clusters are out, however many mbufs are free.
+func GetCL(how How, t Type, f Flags) (*Mbuf, error) {
+	m, err := packetZone.Alloc()
+	if err != nil {
+		if how.ctx == nil {
+			return nil, err
+		}
+		return getWithCluster(how, t, f, extCluster)
+	}
+	if m.ext == nil {
+		// A bare pair: its cluster was still shared when it was last freed.
+		c, err := zalloc(clZones[extCluster], how)
+		if err != nil {
+			packetZone.Free(m) // still bare, still counted
+			return nil, err
+		}
+		pktBare.Add(-1)
+		m.ext = c
+	}
+	m.init(t, f, fromPacket)
+	debugClusterAlloc(m.ext)
+	return m, nil
+}
+
+// GetJCL is m_getjcl(9): an mbuf with a cluster of size bytes attached, empty: MCLBytes
+// (the packet zone, as GetCL), MJumPageSize, MJum9Bytes, MJum16Bytes or MJum64Bytes. Any
+// other size is an error wrapping EINVAL (FreeBSD panics; OpenBSD's m_clpool returns
+// NULL). All or nothing.
+func GetJCL(how How, t Type, f Flags, size int) (*Mbuf, error) {
+	var k extType
+	switch size {
+	case MCLBytes:
+		return GetCL(how, t, f)
+	case MJumPageSize:
+		k = extJumboP
+	case MJum9Bytes:
+		k = extJumbo9
+	case MJum16Bytes:
+		k = extJumbo16
+	case MJum64Bytes:
+		k = extJumbo64
+	default:
+		return nil, fmt.Errorf("mbuf: GetJCL: no %d-byte cluster zone: %w", size, syscall.EINVAL)
+	}
+	return getWithCluster(how, t, f, k)
+}
+
+// getWithCluster pairs an mbuf from the mbuf zone with a cluster of kind k.
+func getWithCluster(how How, t Type, f Flags, k extType) (*Mbuf, error) {
+	c, err := zalloc(clZones[k], how)
+	if err != nil {
+		return nil, err
+	}
+	m, err := zalloc(mbufZone, how)
+	if err != nil {
+		clZones[k].Free(c)
+		return nil, err
+	}
+	m.init(t, f, fromMbuf)
+	m.ext = c
+	debugClusterAlloc(c)
+	return m, nil
+}
+
+// fitKind returns the storage for n bytes of a chain being built: internal storage below
+// MinClSize, then the largest cluster not larger than n (a 2 KiB one when n is smaller).
+// Building a chain this way never allocates a whole cluster more than it needs.
+func fitKind(n int) extType {
+	switch {
+	case n < MinClSize:
+		return extCaller // internal storage
+	case n <= MCLBytes:
+		return extCluster
+	}
+	for k := extJumbo64; k > extCluster; k-- {
+		if extSize[k] <= n {
+			return k
+		}
+	}
+	return extCluster
+}
+
+// getKind returns an empty mbuf with storage of kind k (extCaller: internal storage).
+func getKind(how How, t Type, f Flags, k extType) (*Mbuf, error) {
+	switch k {
+	case extCaller:
+		return get(how, t, f)
+	case extCluster:
+		return GetCL(how, t, f)
+	}
+	return getWithCluster(how, t, f, k)
+}
+
+// smallestKind returns the smallest storage that holds n bytes in one mbuf, or false when
+// n is more than the largest cluster.
+func smallestKind(n int) (extType, bool) {
+	if n <= MLen {
+		return extCaller, true
+	}
+	for k := extCluster; k < numExt; k++ {
+		if extSize[k] >= n {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// GetM is m_getm2(9): it builds a chain of empty mbufs with room for size bytes, using
+// the largest clusters that fit (and an mbuf's internal storage for a remainder under
+// MinClSize), and appends it to m, returning m; with a nil m it returns the new chain.
+// Of f only MPktHdr (on the new head, and only when m is nil) and MEOR (moved to the new
+// tail) count. All or nothing: on failure the partial new chain is freed, m is left as it
+// was, and GetM returns nil and the error. A size of 0 or less returns m unchanged.
+func GetM(m *Mbuf, size int, how How, t Type, f Flags) (*Mbuf, error) {
+	if size <= 0 {
+		return m, nil
+	}
+	if m != nil {
+		f &^= MPktHdr
+	}
+	var head, tail *Mbuf
+	for rem := size; rem > 0; {
+		n, err := getKind(how, t, f&MPktHdr, fitKind(rem))
+		if err != nil {
+			head.FreeM()
+			return nil, err
+		}
+		f &^= MPktHdr
+		rem -= len(n.storage())
+		if tail == nil {
+			head = n
+		} else {
+			tail.next = n
+		}
+		tail = n
+	}
+	tail.flags |= f & MEOR
+	if m == nil {
+		return head, nil
+	}
+	last := m.Last()
+	if f&MEOR != 0 {
+		last.flags &^= MEOR
+	}
+	last.next = head
+	return m, nil
+}
+
+// Free is m_free(9): it frees this one mbuf and returns its m_next. Its reference to
+// external storage is dropped: the last reference gives a cluster back to its zone
+// (wiping it first if Zero marked it) or caller memory to its free routine. Tags go with
+// the mbuf. A packet-zone pair whose cluster is not shared goes back to the packet zone
+// whole (FreeBSD's EXT_PACKET); if the cluster is still shared, the mbuf goes back alone
+// and the other holder frees the cluster later.
+func (m *Mbuf) Free() *Mbuf {
+	if m.flags&MZeroize != 0 {
+		clear(m.dat[:])
+	}
+	debugFree(m)
+	n := m.next
+	m.tags = nil
+	if c := m.ext; c != nil {
+		if m.origin == fromPacket && c.kind == extCluster {
+			if c.unref() {
+				c.scrub()
+				packetZone.Free(m)
+				return n
+			}
+		} else if c.unref() {
+			c.recycle()
+		}
+		m.ext = nil
+	}
+	if m.origin == fromPacket {
+		pktBare.Add(1)
+		packetZone.Free(m)
+	} else {
+		mbufZone.Free(m)
+	}
+	return n
+}
+
+// FreeM is m_freem(9): it frees the whole chain (following m_next, not m_nextpkt). A
+// nil chain is fine.
+func (m *Mbuf) FreeM() {
+	for m != nil {
+		m = m.Free()
+	}
+}
