@@ -77,8 +77,8 @@ func (so *Socket) input() {
 	}
 	switch {
 	case err == nil:
-		if n == limit {
-			so.w.Add(&so.inTask) // there may be more: yield, then go on
+		if n == limit || sb.flags&sbRdHup != 0 {
+			so.w.Add(&so.inTask) // there may be more (or the EOF): yield, then go on
 		}
 	case err == unix.EAGAIN:
 	case err == io.EOF:

@@ -16,6 +16,7 @@ const (
 	sbShutPending             // snd: CloseWrite is waiting for the buffer to drain
 	sbWantIO                  // a reader waits for the kernel: the worker wakes it rather than reading
 	sbSendfile                // snd: SendFile owns the kernel socket's send side (with sbBusy)
+	sbRdHup                   // rcv: epoll saw the peer's FIN: read on until EOF, short reads or not
 )
 
 // A sockbuf is BSD's struct sockbuf: a queue of mbuf chains with a high-water mark

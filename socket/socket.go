@@ -117,6 +117,13 @@ func (so *Socket) ready(ev uint32) {
 		so.writable()
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			// The FIN may have come with the data of this same edge: a short read
+			// then does not mean there is nothing more to see.
+			so.rcv.mu.Lock()
+			so.rcv.flags |= sbRdHup
+			so.rcv.mu.Unlock()
+		}
 		so.input()
 	}
 }
