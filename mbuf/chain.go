@@ -62,10 +62,7 @@ func (m *Mbuf) Cat(n *Mbuf) {
 			last.next = n
 			return
 		}
-		last.appendBytes(n.Data())
-		if n.zeroMarked() {
-			last.markZero()
-		}
+		last.absorb(n)
 		n = n.Free()
 	}
 }
@@ -75,6 +72,16 @@ func (m *Mbuf) appendBytes(b []byte) {
 	s := m.storage()
 	copy(s[m.off+m.len:], b)
 	m.len += int32(len(b))
+}
+
+// absorb copies n's data into m's trailing space, which must hold it, with its Zero
+// mark and its MEOR: n can then be freed.
+func (m *Mbuf) absorb(n *Mbuf) {
+	m.appendBytes(n.Data())
+	if n.len > 0 && n.zeroMarked() {
+		m.markZero()
+	}
+	m.setEOR(n)
 }
 
 // CatPkt is FreeBSD's m_catpkt(9): it appends packet n to packet m, adding n's length to

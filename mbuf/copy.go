@@ -188,8 +188,7 @@ func (m0 *Mbuf) Split(len0 int, how How) (*Mbuf, error) {
 	if remain > 0 {
 		n.shareFrom(m, l, remain)
 		m.len = int32(l)
-		n.flags |= m.flags & MEOR // the end of the record went with the bytes
-		m.flags &^= MEOR
+		n.setEOR(m) // the end of the record went with the bytes
 	}
 	n.next = m.next
 	m.next = nil
