@@ -23,9 +23,11 @@ type engine interface {
 	dial(ctx context.Context, network, addr string, near net.Conn) (net.Conn, error)
 	// fromConn takes over a *net.UDPConn for the engine (a UDP flow's client side).
 	fromConn(c *net.UDPConn) (net.Conn, error)
-	// move moves bytes from d.src to d.dst until d.src's EOF (nil), max bytes (EFBIG),
-	// idle (ETIMEDOUT) or an error (the source's, or EPIPE or the drain's).
-	move(d *direction, max int64, idle time.Duration) error
+	// start starts moving bytes from d.src to d.dst until d.src's EOF (nil), max bytes
+	// (EFBIG), idle (ETIMEDOUT) or an error (the source's, or EPIPE or the drain's), and
+	// then calls done with the ending, once. done must not block. If start returns an
+	// error, done is not called.
+	start(d *direction, max int64, idle time.Duration, done func(error)) error
 	// moved returns the bytes d has moved so far.
 	moved(d *direction) int64
 }
@@ -62,6 +64,21 @@ func (netEngine) dial(ctx context.Context, network, addr string, _ net.Conn) (ne
 func (netEngine) fromConn(c *net.UDPConn) (net.Conn, error) { return c, nil }
 
 func (netEngine) moved(d *direction) int64 { return d.n.Load() }
+
+// goMove runs a baseline's blocking move on a goroutine of its own: one per direction,
+// as Go relays do.
+func goMove(move func(*direction, int64, time.Duration) error, d *direction, max int64, idle time.Duration, done func(error)) error {
+	go func() { done(move(d, max, idle)) }()
+	return nil
+}
+
+func (e ioCopyEngine) start(d *direction, max int64, idle time.Duration, done func(error)) error {
+	return goMove(e.move, d, max, idle, done)
+}
+
+func (e bufCopyEngine) start(d *direction, max int64, idle time.Duration, done func(error)) error {
+	return goMove(e.move, d, max, idle, done)
+}
 
 // ioCopyEngine is Go's io.Copy relay: between TCP connections io.Copy uses splice(2)
 // through a pipe. It counts TCP bytes only at the end and has no TCP idle timeout;

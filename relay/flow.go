@@ -3,7 +3,7 @@ package relay
 import (
 	"errors"
 	"net"
-	"sync"
+
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,9 +24,10 @@ type flow struct {
 	dirs   [2]direction
 	extra  [2]atomic.Int64 // bytes sent by the relay itself (UDP datagrams that reached the listener)
 
-	closing   atomic.Bool
-	closeOnce sync.Once
-	forget    func() // if set, runs first when the flow closes
+	closing atomic.Bool
+	forget  func()       // if set, runs first when the flow closes
+	pending atomic.Int32 // directions still running
+	done    func()       // runs when both directions have ended
 }
 
 func newFlow(st *relayStats, eng engine, client, target net.Conn, udp bool) *flow {
@@ -41,48 +42,53 @@ func (f *flow) moved(dir int) int64 {
 	return f.eng.moved(&f.dirs[dir]) + f.extra[dir].Load()
 }
 
-// run moves both directions until both have ended, then closes the flow. Each direction
-// ends by EOF (passed on by shutting down the drain's write side: honest half-close),
-// by idle (that direction stops; the other goes on), or by max or an error (the flow
-// closes at once, so a reset or a dead target reaches the other side promptly).
-func (f *flow) run(max int64, idle time.Duration) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		f.runDir(toClient, max, idle)
-	}()
-	f.runDir(toTarget, max, idle)
-	wg.Wait()
-	f.close()
+// start starts both directions; done runs once both have ended and the flow is closed.
+// Each direction ends by EOF (passed on by shutting down the drain's write side: honest
+// half-close), by idle (that direction stops; the other goes on), or by max or an error
+// (the flow closes at once, so a reset or a dead target reaches the other side
+// promptly). With the splicing engines no goroutine waits for a flow: the ends arrive
+// as callbacks on the sockets' worker.
+func (f *flow) start(max int64, idle time.Duration, done func()) {
+	f.done = done
+	f.pending.Store(2)
+	for dir := range 2 {
+		if err := f.eng.start(&f.dirs[dir], max, idle, func(err error) { f.ended(dir, err) }); err != nil {
+			f.ended(dir, err)
+		}
+	}
 }
 
-func (f *flow) runDir(dir int, max int64, idle time.Duration) {
-	d := &f.dirs[dir]
-	err := f.eng.move(d, max, idle)
+// ended handles the end of one direction. It must not block: it may run on a worker.
+func (f *flow) ended(dir int, err error) {
 	if f.closing.Load() {
 		err = errClosed
 	}
 	f.stats.ending(dir, err)
 	switch {
 	case err == nil && !f.udp:
-		if cw, ok := d.dst.(interface{ CloseWrite() error }); ok {
+		if cw, ok := f.dirs[dir].dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	case errors.Is(err, syscall.ETIMEDOUT):
 	default:
 		f.close()
 	}
+	if f.pending.Add(-1) == 0 {
+		f.close()
+		f.done()
+	}
 }
 
-// close closes both ends, which ends any direction still running.
+// close closes both ends, which ends any direction still running. It may be called
+// again from inside itself (closing a socket calls its splice's end callback, which
+// closes the flow) and then does nothing.
 func (f *flow) close() {
-	f.closeOnce.Do(func() {
-		f.closing.Store(true)
-		if f.forget != nil {
-			f.forget()
-		}
-		f.client.Close()
-		f.target.Close()
-	})
+	if !f.closing.CompareAndSwap(false, true) {
+		return
+	}
+	if f.forget != nil {
+		f.forget()
+	}
+	f.client.Close()
+	f.target.Close()
 }

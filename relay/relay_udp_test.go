@@ -37,6 +37,9 @@ func udpEcho(t *testing.T) string {
 
 func TestUDPFlows(t *testing.T) {
 	forModes(t, func(t *testing.T, m Mode) {
+		if m == ModeKernel {
+			t.Skip("kernel splicing is for TCP")
+		}
 		target := udpEcho(t)
 		srv, addr := startServer(t, RelayConfig{Protocol: "udp", Targets: []string{target}, Mode: m, Idle: 300 * time.Millisecond})
 		const clients, msgs = 3, 50

@@ -98,11 +98,15 @@ func (r *tcpRelay) serve(c net.Conn) {
 		f.close()
 		return
 	}
-	r.log.Debug("flow started", "client", c.RemoteAddr(), "target", t.RemoteAddr())
-	f.run(s.cfg.Max, s.cfg.Idle)
-	r.stats.remove(f)
-	r.log.Debug("flow ended", "client", c.RemoteAddr(), "target", t.RemoteAddr(),
-		"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
+	client, target := c.RemoteAddr(), t.RemoteAddr()
+	r.log.Debug("flow started", "client", client, "target", target)
+	r.srv.wg.Add(1)
+	f.start(s.cfg.Max, s.cfg.Idle, func() {
+		r.stats.remove(f)
+		r.log.Debug("flow ended", "client", client, "target", target,
+			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
+		r.srv.wg.Done()
+	})
 }
 
 // dialTarget connects to the next target in turn; a target that refuses or does not

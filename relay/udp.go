@@ -141,12 +141,11 @@ func (r *udpRelay) newFlow(client netip.AddrPort) *flow {
 	r.mu.Unlock()
 	r.log.Debug("flow started", "client", client, "target", addr)
 	r.srv.wg.Add(1)
-	go func() {
-		defer r.srv.wg.Done()
-		f.run(s.cfg.Max, s.cfg.Idle)
+	f.start(s.cfg.Max, s.cfg.Idle, func() {
 		r.stats.remove(f)
 		r.log.Debug("flow ended", "client", client, "target", addr,
 			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
-	}()
+		r.srv.wg.Done()
+	})
 	return f
 }
