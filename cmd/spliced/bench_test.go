@@ -8,6 +8,9 @@ import (
 
 func TestBenchJSON(t *testing.T) {
 	for _, args := range [][]string{
+		{"--time", "500ms"}, // the default mode, auto
+		{"--mode", "user", "--time", "500ms", "--streams", "2"},
+		{"--time", "500ms", "--udp"},
 		{"--mode", "copy", "--time", "500ms"},
 		{"--mode", "iocopy", "--time", "500ms", "--streams", "2"},
 		{"--mode", "copy", "--time", "500ms", "--udp"},

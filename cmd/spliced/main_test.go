@@ -23,7 +23,7 @@ import (
 var binary string
 
 // testMode is the mode the daemon tests relay in.
-var testMode = "copy"
+var testMode = "auto"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "spliced-test")

@@ -63,8 +63,14 @@ next:
 // TestTCPRelay sends data through a TCP relay both ways, checks it byte-exact, and
 // checks the metrics against what was sent.
 func TestTCPRelay(t *testing.T) {
+	for _, mode := range []string{"auto", "user", "kernel", "copy", "iocopy"} {
+		t.Run(mode, func(t *testing.T) { testTCPRelay(t, mode) })
+	}
+}
+
+func testTCPRelay(t *testing.T, mode string) {
 	target := tcpTarget(t, echo)
-	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", target, "--mode", testMode)
+	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", target, "--mode", mode)
 	const flows = 3
 	data := make([]byte, 2<<20)
 	rand.Read(data)
@@ -202,6 +208,12 @@ func TestDeadTarget(t *testing.T) {
 }
 
 func TestUDPRelay(t *testing.T) {
+	for _, mode := range []string{"auto", "user", "copy"} {
+		t.Run(mode, func(t *testing.T) { testUDPRelay(t, mode) })
+	}
+}
+
+func testUDPRelay(t *testing.T, mode string) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +229,7 @@ func TestUDPRelay(t *testing.T) {
 			pc.WriteTo(buf[:n], from)
 		}
 	}()
-	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", pc.LocalAddr().String(), "--udp", "--mode", testMode, "--idle", "2s")
+	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", pc.LocalAddr().String(), "--udp", "--mode", mode, "--idle", "2s")
 	var sent int
 	for i := range 2 {
 		c, err := net.Dial("udp", d.addr())
