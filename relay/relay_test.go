@@ -16,7 +16,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The default softnet workers start on first use and live as long as the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/softnet-go/softnet/netq.(*Worker).loop"))
 }
 
 // testModes are the modes the in-process relay tests run in.
