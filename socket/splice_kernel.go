@@ -22,13 +22,13 @@ const kernelBudget = 4 * netq.Budget
 // dst.snd.mu are held.
 func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	rcv, snd := &so.rcv, &dst.snd
+	var r moveResult
 	if rcv.mb != nil {
-		r := so.somove(sp, dst)
+		r = so.somove(sp, dst)
 		if r.end || rcv.mb != nil {
 			return r
 		}
 	}
-	var r moveResult
 	if rcv.flags&sbBusy != 0 {
 		return r // an input readv from before the splice: it queues us when done
 	}
@@ -83,7 +83,8 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			}
 			sp.pipe = p
 		}
-		want := pipeSize - sp.pipe.n
+		// The drain's send buffer is the flow-control point: the pipe holds no more.
+		want := min(pipeSize, snd.hiwat) - sp.pipe.n
 		if sp.max > 0 {
 			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
 		}
