@@ -135,19 +135,28 @@ func TestTCPReset(t *testing.T) {
 }
 
 func TestProxyProtocol(t *testing.T) {
-	got := make(chan string, 1)
-	target := tcpServer(t, func(c *net.TCPConn) {
-		b, _ := io.ReadAll(c)
-		got <- string(b)
+	forModes(t, func(t *testing.T, m Mode) {
+		got := make(chan string, 1)
+		target := tcpServer(t, func(c *net.TCPConn) {
+			b, _ := io.ReadAll(c)
+			got <- string(b)
+		})
+		_, addr := startServer(t, RelayConfig{Targets: []string{target}, Mode: m, ProxyProtocol: ProxyV1})
+		c := dial(t, addr)
+		c.Write([]byte("data")) // may already wait in the relay's socket when the header goes
+		c.CloseWrite()
+		want := "PROXY TCP4 127.0.0.1 127.0.0.1 " + portOf(c.LocalAddr()) + " " + portOf(c.RemoteAddr()) + "\r\ndata"
+		if s := <-got; s != want {
+			t.Errorf("target got %q, want %q", s, want)
+		}
+		_, addr = startServer(t, RelayConfig{Name: "v2", Targets: []string{target}, Mode: m, ProxyProtocol: ProxyV2})
+		c = dial(t, addr)
+		c.Write([]byte("data"))
+		c.CloseWrite()
+		if s := <-got; len(s) != 28+4 || s[:12] != string(proxyV2Sig[:]) || s[28:] != "data" {
+			t.Errorf("v2: target got %q", s)
+		}
 	})
-	_, addr := startServer(t, RelayConfig{Targets: []string{target}, Mode: ModeCopy, ProxyProtocol: ProxyV1})
-	c := dial(t, addr)
-	c.Write([]byte("data"))
-	c.CloseWrite()
-	want := "PROXY TCP4 127.0.0.1 127.0.0.1 " + portOf(c.LocalAddr()) + " " + portOf(c.RemoteAddr()) + "\r\ndata"
-	if s := <-got; s != want {
-		t.Errorf("target got %q, want %q", s, want)
-	}
 }
 
 func portOf(a net.Addr) string {
