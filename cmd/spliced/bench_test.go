@@ -44,7 +44,7 @@ func TestBenchReport(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, w := range []string{"[SUM]   0.00-1.00", "Gbits/sec", "relay", "mode copy"} {
+	for _, w := range []string{"[SUM]   0.00-1.0", "Gbits/sec", "relay", "mode copy"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("report has no %q:\n%s", w, out)
 		}
