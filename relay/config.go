@@ -37,7 +37,7 @@ type Config struct {
 type RelayConfig struct {
 	// Name names the relay in logs and metrics; unique within a Config.
 	Name string
-	// Protocol is "tcp" or "udp".
+	// Protocol is "tcp" or "udp"; Server.Apply takes "" as "tcp".
 	Protocol string
 	// Listen is the host:port to accept clients on; port 0 picks a free port.
 	Listen string
@@ -50,8 +50,8 @@ type RelayConfig struct {
 	// Idle ends one direction of a flow that moved nothing for this long (sp_idle);
 	// 0 is no timeout. A flow ends when both of its directions have ended.
 	Idle time.Duration
-	// Mode chooses how bytes move: ModeAuto, ModeUser or ModeKernel (and the benchmark
-	// baselines ModeIOCopy and ModeCopy).
+	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel, or the
+	// baselines ModeIOCopy and ModeCopy.
 	Mode Mode
 	// ProxyProtocol, if not ProxyNone, sends a PROXY protocol header (version 1 or 2)
 	// with the client's address to the target before any byte of the client (TCP only).

@@ -23,7 +23,7 @@ type socketEngine struct {
 func newSocketEngine(m Mode, workers *netq.Group) (engine, error) {
 	e := socketEngine{workers: workers, next: new(atomic.Uint32)}
 	switch m {
-	case ModeAuto:
+	case ModeAuto, "":
 		e.mode = socket.SpliceAuto
 	case ModeUser:
 		e.mode = socket.SpliceUser

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 
@@ -66,6 +67,17 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	if s.down {
 		return errors.New("relay: server is shut down")
 	}
+	relays = slices.Clone(relays)
+	for i := range relays {
+		r := &relays[i]
+		r.Targets = slices.Clone(r.Targets)
+		if r.Protocol == "" {
+			r.Protocol = "tcp"
+		}
+		if r.Mode == "" {
+			r.Mode = ModeAuto
+		}
+	}
 	want := map[string]*RelayConfig{}
 	for i := range relays {
 		want[relays[i].Name] = &relays[i]
@@ -87,7 +99,6 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			continue
 		}
 		st := &settings{cfg: cfg, eng: eng}
-		st.cfg.Targets = append([]string(nil), cfg.Targets...)
 		if r, ok := s.running[cfg.Name]; ok {
 			if !r.settings().cfg.Equal(&cfg) {
 				r.update(st)

@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 		} else {
 			names[r.Name] = i
 		}
-		if r.Protocol != "tcp" && r.Protocol != "udp" {
+		if r.Protocol != "tcp" && r.Protocol != "udp" && r.Protocol != "" {
 			bad("protocol", strconv.Quote(r.Protocol), errors.New(`want "tcp" or "udp"`))
 		}
 		if lk, err := checkListen(r.Protocol, r.Listen); err != nil {
@@ -86,7 +86,7 @@ func (c *Config) Validate() error {
 			bad("idle", strconv.Quote(r.Idle.String()), errors.New("must not be negative"))
 		}
 		switch r.Mode {
-		case ModeAuto, ModeUser, ModeIOCopy, ModeCopy:
+		case ModeAuto, ModeUser, ModeIOCopy, ModeCopy, "":
 		case ModeKernel:
 			if r.Protocol == "udp" {
 				bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
