@@ -129,7 +129,9 @@ func (r *udpRelay) newFlow(client netip.AddrPort) *flow {
 	// new flow rather than reaching a closed one.
 	f.forget = func() {
 		r.mu.Lock()
-		delete(r.flows, client)
+		if r.flows[client] == f {
+			delete(r.flows, client)
+		}
 		r.mu.Unlock()
 	}
 	if !r.stats.add(f) {
