@@ -86,17 +86,16 @@ func (e bufCopyEngine) start(d *direction, max int64, idle time.Duration, done f
 type ioCopyEngine struct{ netEngine }
 
 func (ioCopyEngine) move(d *direction, max int64, idle time.Duration) error {
+	tc, ok := d.dst.(*net.TCPConn)
+	if !ok {
+		return copyDatagrams(d, make([]byte, 64<<10), max, idle)
+	}
 	var n int64
 	var err error
-	if tc, ok := d.dst.(*net.TCPConn); ok {
-		if max > 0 {
-			n, err = tc.ReadFrom(&io.LimitedReader{R: d.src, N: max})
-		} else {
-			n, err = tc.ReadFrom(d.src)
-		}
+	if max > 0 {
+		n, err = tc.ReadFrom(&io.LimitedReader{R: d.src, N: max})
 	} else {
-		_, err = copyDatagrams(d, make([]byte, 64<<10), max, idle)
-		return err
+		n, err = tc.ReadFrom(d.src)
 	}
 	d.n.Store(n)
 	if err == nil && max > 0 && n == max {
@@ -111,8 +110,7 @@ type bufCopyEngine struct{ netEngine }
 
 func (bufCopyEngine) move(d *direction, max int64, idle time.Duration) error {
 	if _, ok := d.src.(*net.UDPConn); ok {
-		_, err := copyDatagrams(d, make([]byte, 64<<10), max, idle)
-		return err
+		return copyDatagrams(d, make([]byte, 64<<10), max, idle)
 	}
 	buf := make([]byte, 32<<10)
 	var total int64
@@ -144,7 +142,7 @@ func (bufCopyEngine) move(d *direction, max int64, idle time.Duration) error {
 // copyDatagrams relays one datagram per read, ending at max like a UDP splice: a
 // datagram that lands exactly on max ends with EFBIG; one that would cross it is dropped
 // and ends the copy without error.
-func copyDatagrams(d *direction, buf []byte, max int64, idle time.Duration) (int64, error) {
+func copyDatagrams(d *direction, buf []byte, max int64, idle time.Duration) error {
 	var total int64
 	for {
 		if idle > 0 {
@@ -153,20 +151,20 @@ func copyDatagrams(d *direction, buf []byte, max int64, idle time.Duration) (int
 		n, err := d.src.Read(buf)
 		if err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				return total, err
+				return err
 			}
-			return total, copyError(err)
+			return copyError(err)
 		}
 		if max > 0 && total+int64(n) > max {
-			return total, nil
+			return nil
 		}
 		if _, err := d.dst.Write(buf[:n]); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
-			return total, writeError(err)
+			return writeError(err)
 		}
 		total += int64(n)
 		d.n.Store(total)
 		if max > 0 && total == max {
-			return total, syscall.EFBIG
+			return syscall.EFBIG
 		}
 	}
 }

@@ -3,7 +3,6 @@ package relay
 import (
 	"errors"
 	"net"
-
 	"sync/atomic"
 	"syscall"
 	"time"
