@@ -34,7 +34,6 @@ type runner interface {
 	update(*settings)
 	addr() net.Addr
 	stop()
-	statsOf() *relayStats
 }
 
 // ServerOptions configure a Server.

@@ -29,11 +29,10 @@ type tcpRelay struct {
 	done  chan struct{}
 }
 
-func (r *tcpRelay) settings() *settings  { return r.cur.Load() }
-func (r *tcpRelay) update(s *settings)   { r.cur.Store(s) }
-func (r *tcpRelay) addr() net.Addr       { return r.ln.Addr() }
-func (r *tcpRelay) stop()                { r.ln.Close(); <-r.done }
-func (r *tcpRelay) statsOf() *relayStats { return r.stats }
+func (r *tcpRelay) settings() *settings { return r.cur.Load() }
+func (r *tcpRelay) update(s *settings)  { r.cur.Store(s) }
+func (r *tcpRelay) addr() net.Addr      { return r.ln.Addr() }
+func (r *tcpRelay) stop()               { r.ln.Close(); <-r.done }
 
 func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
 	ln, err := s.eng.listen(s.cfg.Protocol, s.cfg.Listen)

@@ -30,11 +30,10 @@ type udpRelay struct {
 	flows map[netip.AddrPort]*flow
 }
 
-func (r *udpRelay) settings() *settings  { return r.cur.Load() }
-func (r *udpRelay) update(s *settings)   { r.cur.Store(s) }
-func (r *udpRelay) addr() net.Addr       { return r.ln.LocalAddr() }
-func (r *udpRelay) stop()                { r.ln.Close(); <-r.done }
-func (r *udpRelay) statsOf() *relayStats { return r.stats }
+func (r *udpRelay) settings() *settings { return r.cur.Load() }
+func (r *udpRelay) update(s *settings)  { r.cur.Store(s) }
+func (r *udpRelay) addr() net.Addr      { return r.ln.LocalAddr() }
+func (r *udpRelay) stop()               { r.ln.Close(); <-r.done }
 
 // reusePort sets SO_REUSEADDR and SO_REUSEPORT, so that a client's connected socket can
 // share the listener's address.
