@@ -10,6 +10,9 @@ const (
 	DefaultAdmin     = "127.0.0.1:6060"
 	DefaultGrace     = 5 * time.Second
 	DefaultLogFormat = "text"
+	// DefaultUDPIdle is the idle timeout of a UDP relay that sets none: UDP has no end of
+	// flow, so without one a flow per client address would live for ever.
+	DefaultUDPIdle = time.Minute
 )
 
 // Config is the whole configuration of a daemon: global settings and its relays.
@@ -48,7 +51,8 @@ type RelayConfig struct {
 	// 0 is unlimited. Reaching it closes the flow.
 	Max int64
 	// Idle ends one direction of a flow that moved nothing for this long (sp_idle);
-	// 0 is no timeout. A flow ends when both of its directions have ended.
+	// 0 is no timeout for TCP and DefaultUDPIdle for UDP. A flow ends when both of its
+	// directions have ended.
 	Idle time.Duration
 	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel, or the
 	// baselines ModeIOCopy and ModeCopy.

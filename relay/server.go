@@ -76,6 +76,9 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		if r.Mode == "" {
 			r.Mode = ModeAuto
 		}
+		if r.Protocol == "udp" && r.Idle == 0 {
+			r.Idle = DefaultUDPIdle
+		}
 	}
 	want := map[string]*RelayConfig{}
 	for i := range relays {

@@ -61,7 +61,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(listFlag{&f.to}, "to", "relay to the target `ADDR` (host:port); repeat, or separate with commas, for round-robin")
 	fs.BoolVar(&f.udp, "udp", false, "relay UDP datagrams (a flow per client address) instead of TCP")
 	fs.Var(sizeFlag{&f.max}, "max", "end a flow once one direction has moved `BYTES` (64MiB-style suffixes); 0 is unlimited")
-	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); 0 is never")
+	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); 0 is never (TCP) or 1m (UDP)")
 	fs.Var(choiceFlag{&f.mode, []string{"auto", "user", "kernel", "iocopy", "copy"}}, "mode",
 		"how bytes move, `MODE`: auto, user (through mbufs) or kernel (splice(2)); or the package-net baselines iocopy and copy")
 	fs.Var(choiceFlag{&f.proxy, []string{"none", "v1", "v2"}}, "proxy-protocol", "send a PROXY protocol header of `VERSION` v1 or v2 to the target (TCP only)")
