@@ -130,7 +130,12 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		return nil, err
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// TCP flows end with the source's EOF; UDP flows only by idle, so close them.
+		grace := 2 * time.Second
+		if f.udp {
+			grace = 0
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		srv.Shutdown(ctx)
 		cancel()
 	}()
