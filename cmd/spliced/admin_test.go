@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,29 @@ func TestAdminLoopbackOnly(t *testing.T) {
 	code, _, errs := spliced(t, "run", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--admin", ":6060")
 	if code != 2 || !strings.Contains(errs, "--admin-public") {
 		t.Errorf("exit %d, %q", code, errs)
+	}
+}
+
+// TestWorkersAndMemLimit checks that --workers and --mem-limit take effect: data flows
+// on one worker under a small memory limit, which /metrics reports.
+func TestWorkersAndMemLimit(t *testing.T) {
+	target := tcpTarget(t, echo)
+	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", target, "--mode", "user", "--workers", "1", "--mem-limit", "2MiB")
+	data := make([]byte, 8<<20)
+	c := dial(t, d.addr())
+	go func() {
+		c.Write(data)
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != len(data) {
+		t.Fatalf("%d bytes back of %d through a 2MiB limit: %v", len(got), len(data), err)
+	}
+	mf := d.metrics()
+	if v := metric(mf, "spliced_mem_limit_bytes"); v != 2<<20 {
+		t.Errorf("spliced_mem_limit_bytes = %v", v)
+	}
+	if v := metric(mf, "spliced_mem_peak_bytes"); v <= 0 || v > 2<<20 {
+		t.Errorf("spliced_mem_peak_bytes = %v, want within the limit", v)
 	}
 }
