@@ -221,6 +221,16 @@ func (k *Keg[T]) vtoslab(it *T) *slab[T] {
 // go back at once, so their pages can serve any zone; otherwise they wait for the
 // reclaimer. It wakes waiters either way.
 func (k *Keg[T]) release(items []*T) {
+	k.put(items, true)
+}
+
+// releaseQuiet takes back items that were free a moment ago (a failed zone Init): no
+// memory became available, so no waiter is woken.
+func (k *Keg[T]) releaseQuiet(items []*T) {
+	k.put(items, false)
+}
+
+func (k *Keg[T]) put(items []*T, wake bool) {
 	if len(items) == 0 {
 		return
 	}
@@ -248,7 +258,7 @@ func (k *Keg[T]) release(items []*T) {
 	k.mu.Unlock()
 	if freed > 0 {
 		k.limit.uncharge(freed)
-	} else {
+	} else if wake {
 		k.limit.kick()
 	}
 	if idle {

@@ -129,7 +129,7 @@ func (l *Limit) wake() {
 	budget := make(map[waitTarget]int)
 	for w := l.waiters.head; w != nil; {
 		next := w.next
-		ok := all
+		ok := all || w.target.dependent()
 		if !ok {
 			items, ok1 := budget[w.target]
 			if !ok1 {
@@ -178,7 +178,7 @@ func (l *Limit) wait(ctx context.Context, w *waiter, front bool, retry time.Dura
 		l.lastDrain.Store(now)
 		l.drainCaches()
 	}
-	if w.target.itemsReady() > 0 || (w.target.canGrow() && l.roomFor(w.target.slabBytes())) {
+	if !w.target.dependent() && (w.target.itemsReady() > 0 || (w.target.canGrow() && l.roomFor(w.target.slabBytes()))) {
 		l.cancelWait(w)
 		return nil
 	}
@@ -341,6 +341,7 @@ type waitTarget interface {
 	itemsReady() int  // items the zone could hand out without a new slab
 	canGrow() bool    // the zone is under its own item limit
 	slabBytes() int64 // bytes a new slab would charge
+	dependent() bool  // its Init depends on memory elsewhere: wake on any release
 }
 
 type waiter struct {

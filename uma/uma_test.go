@@ -646,3 +646,73 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestWaitOnZoneWhoseInitFails: a zone whose Init takes an item from another zone (as the
+// packet zone attaches a cluster) waits without spinning while that zone is exhausted,
+// even though its own keg has free items, and wakes when the other zone frees.
+func TestWaitOnZoneWhoseInitFails(t *testing.T) {
+	l, _ := NewLimit(0)
+	clusters := newClusterZone(t, l, "cl", ZoneConfig[cluster]{})
+	type pkt struct{ c *cluster }
+	pk, _ := NewKeg(l, KegConfig[pkt]{Name: "mbuf"})
+	packets, _ := NewZone(pk, ZoneConfig[pkt]{
+		Name:       "packet",
+		BucketSize: 1, // so that nothing is cached with a cluster attached
+		Init: func(p *pkt) error {
+			c, err := clusters.Alloc()
+			p.c = c
+			return err
+		},
+		Fini: func(p *pkt) { clusters.Free(p.c); p.c = nil },
+	})
+	// Carve an mbuf slab so the packet keg has free items, then exhaust the clusters.
+	p0, err := packets.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer packets.Free(p0)
+	l.SetMax(l.Used())
+	var held []*cluster
+	for {
+		c, err := clusters.Alloc()
+		if err != nil {
+			break
+		}
+		held = append(held, c)
+	}
+	start, cpu := time.Now(), cpuTime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := packets.AllocWait(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("AllocWait with no cluster = %v", err)
+	}
+	if wall, used := time.Since(start), cpuTime(t)-cpu; used > wall/2 {
+		t.Fatalf("waiting used %v of CPU in %v", used, wall)
+	}
+	// Now free clusters while a waiter waits: it must wake and get a packet.
+	got := make(chan *pkt)
+	go func() {
+		p, err := packets.AllocWait(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- p
+	}()
+	waitFor(t, func() bool { return l.Stats().Waiters == 1 })
+	clusters.FreeBulk(held)
+	select {
+	case p := <-got:
+		packets.Free(p)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter did not wake when clusters came back")
+	}
+	l.SetMax(0)
+}

@@ -26,3 +26,11 @@ func (z *Zone[T]) canGrow() bool {
 }
 
 func (z *Zone[T]) slabBytes() int64 { return z.keg.slabBytes }
+
+// dependent reports that the zone's items wait on memory elsewhere (its Init failed): a
+// wake-up run wakes its waiters on any release, and they do not retry before one.
+func (z *Zone[T]) dependent() bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.initFailed
+}

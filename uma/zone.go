@@ -71,6 +71,10 @@ type Zone[T any] struct {
 	cached   int64       // items in full
 	lowWater int64       // the fewest items cached since the last trim (working set)
 	imported int64       // items taken from the keg and not yet given back
+	// initFailed: the last import found items in the keg but Init failed on every one (the
+	// packet zone with no cluster to attach). Its waiters wait for memory to come back
+	// anywhere under the Limit, not for the keg's free items, which would fail again.
+	initFailed bool
 	allocs   int64       // requests not counted by a P (frees bypassing the caches)
 	frees    int64
 }
@@ -403,7 +407,9 @@ func (z *Zone[T]) importItems(dst []*T) int {
 			ok++
 		}
 		clear(dst[ok:n])
-		z.keg.release(bad)
+		// The failed items were free in the keg before: returning them wakes nobody.
+		z.keg.releaseQuiet(bad)
+		z.initFailed = n > 0 && ok == 0
 		n = ok
 	}
 	z.imported += int64(n)
