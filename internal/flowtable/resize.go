@@ -50,15 +50,20 @@ func (t *Table[V]) resize(size int) {
 	t.freeAll(old)
 }
 
+// maxLoad is the load factor past which the table grows: entries per bucket. Lookups
+// are fastest with short chains, and a bucket costs only a pointer. Tests raise it, to
+// give readers long chains to walk while the owner unlinks nodes from them.
+var maxLoad = 1
+
 // install publishes a as the current array and sets the thresholds of the next resize:
-// grow past a load factor of one, shrink below an eighth (unless a is as small as
-// allowed). Called with t.mu held, or by New.
+// grow past maxLoad, shrink below an eighth of it (unless a is as small as allowed).
+// Called with t.mu held, or by New.
 func (t *Table[V]) install(a *array[V]) {
 	t.cur.Store(a)
-	t.growAt = int64(len(a.heads))
+	t.growAt = int64(len(a.heads) * maxLoad)
 	t.shrinkAt = -1
 	if len(a.heads) > t.minBuckets {
-		t.shrinkAt = int64(len(a.heads) / 8)
+		t.shrinkAt = int64(len(a.heads) * maxLoad / 8)
 	}
 }
 

@@ -110,10 +110,10 @@ func (t *Table[V]) unlink(prev *atomic.Pointer[node[V]], n *node[V]) *V {
 	return v
 }
 
-// maybeShrink rebuilds a table that has emptied to an eighth of its buckets into one
-// loaded about half, never below the size New was asked for. Called with t.mu held.
+// maybeShrink rebuilds a table that has emptied to an eighth of its maximum load into
+// one loaded about half, never below the size New was asked for. Called with t.mu held.
 func (t *Table[V]) maybeShrink() {
 	if c := t.count.Load(); c < t.shrinkAt {
-		t.resize(max(t.minBuckets, roundUp(int(2*c))))
+		t.resize(max(t.minBuckets, roundUp(int(2*c)/maxLoad)))
 	}
 }
