@@ -115,3 +115,25 @@ func TestSizeHintPresizesAndBoundsShrinking(t *testing.T) {
 	}
 	checkZone(t, tb)
 }
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	tb := newTable(t, nil, 0)
+	keys := make([]netip.AddrPort, 64)
+	for i := range keys {
+		keys[i] = testKey(i) // every kind: IPv4, IPv6, mapped, scoped
+		tb.Insert(keys[i], &flow{key: keys[i]})
+	}
+	misses := []netip.AddrPort{testKey(1000), testKey(1001), testKey(1002), testKey(1003)}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		tb.Lookup(keys[i%len(keys)])
+		tb.Lookup(misses[i%len(misses)])
+		s := tb.SMR()
+		s.Enter()
+		tb.LookupInSection(keys[i%len(keys)])
+		s.Exit()
+		i++
+	}); n != 0 {
+		t.Fatalf("a lookup allocates %v times", n)
+	}
+}
