@@ -51,13 +51,33 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 // soReusePort is SO_REUSEPORT on Linux (package syscall does not name it).
 const soReusePort = 0xf
 
-func startUDP(srv *Server, s *settings, st *relayStats) (*udpRelay, error) {
+// listenReusePort binds the listener with SO_REUSEADDR and SO_REUSEPORT. For port 0 it
+// first lets the kernel pick a port with a plain bind, which no other socket may share:
+// when a socket with the reuse options binds port 0, the kernel may pick a port that
+// another reuse socket (of any process) holds, and the two would share its datagrams.
+func listenReusePort(network, addr string) (*net.UDPConn, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		pc, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		addr = pc.LocalAddr().String()
+		pc.Close()
+	}
 	lc := net.ListenConfig{Control: reusePort}
-	pc, err := lc.ListenPacket(context.Background(), s.cfg.Protocol, s.cfg.Listen)
+	pc, err := lc.ListenPacket(context.Background(), network, addr)
 	if err != nil {
 		return nil, err
 	}
-	r := &udpRelay{srv: srv, ln: pc.(*net.UDPConn), stats: st, log: srv.log.With("relay", s.cfg.Name),
+	return pc.(*net.UDPConn), nil
+}
+
+func startUDP(srv *Server, s *settings, st *relayStats) (*udpRelay, error) {
+	ln, err := listenReusePort(s.cfg.Protocol, s.cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	r := &udpRelay{srv: srv, ln: ln, stats: st, log: srv.log.With("relay", s.cfg.Name),
 		done: make(chan struct{}), flows: map[netip.AddrPort]*flow{}}
 	r.cur.Store(s)
 	go r.readLoop()

@@ -125,7 +125,7 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 	}
 	defer sk.close()
 	srv := relay.NewServer(relay.ServerOptions{Log: slog.New(slog.DiscardHandler), Workers: mem.workers})
-	cfg := relay.RelayConfig{Name: "bench", Protocol: res.Protocol, Listen: "127.0.0.1:0", Targets: []string{sk.addr}, Mode: relay.Mode(f.mode)}
+	cfg := relay.RelayConfig{Name: "bench", Protocol: res.Protocol, Listen: "127.0.0.1:0", Targets: sk.addrs, Mode: relay.Mode(f.mode)}
 	if err := srv.Apply([]relay.RelayConfig{cfg}); err != nil {
 		return nil, err
 	}

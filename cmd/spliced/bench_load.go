@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"net"
 	"sync"
@@ -10,10 +9,10 @@ import (
 	"time"
 )
 
-// sink receives what the relay sends: TCP connections read to EOF, or datagrams on
-// SO_REUSEPORT sockets, one reader each, so that several streams do not queue on one.
+// sink receives what the relay sends: TCP connections read to EOF, or datagrams on a
+// socket per stream (the relay takes its targets in turn), one reader each.
 type sink struct {
-	addr      string
+	addrs     []string
 	bytes     atomic.Int64
 	datagrams atomic.Int64
 	closers   []func() error
@@ -28,7 +27,7 @@ func newSink(udp bool, streams int, cpu *cpuMeter) (*sink, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.addr = ln.Addr().String()
+		s.addrs = []string{ln.Addr().String()}
 		s.closers = append(s.closers, ln.Close)
 		s.wg.Add(1)
 		go func() {
@@ -56,17 +55,14 @@ func newSink(udp bool, streams int, cpu *cpuMeter) (*sink, error) {
 		}()
 		return s, nil
 	}
-	addr := "127.0.0.1:0"
-	lc := net.ListenConfig{Control: reusePort}
 	for range streams {
-		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			s.close()
 			return nil, err
 		}
 		pc.(*net.UDPConn).SetReadBuffer(4 << 20)
-		addr = pc.LocalAddr().String()
-		s.addr = addr
+		s.addrs = append(s.addrs, pc.LocalAddr().String())
 		s.closers = append(s.closers, pc.Close)
 		s.wg.Add(1)
 		go func() {
@@ -169,16 +165,4 @@ func (s *source) wait() error {
 	default:
 		return nil
 	}
-}
-
-// reusePort sets SO_REUSEADDR and SO_REUSEPORT.
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var err error
-	c.Control(func(fd uintptr) {
-		err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-		if err == nil {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
-		}
-	})
-	return err
 }
