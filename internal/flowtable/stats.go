@@ -15,8 +15,8 @@ type Stats struct {
 	Zone uma.ZoneStats
 }
 
-// Stats returns a snapshot of the table. It takes no lock the owner holds, but it does
-// take the zone's, briefly, so it is not for a hot path.
+// Stats returns a snapshot of the table. It takes no lock the owner holds for long, but
+// it does take the zone's, briefly: it is not for a hot path, nor for a read section.
 func (t *Table[V]) Stats() Stats {
 	return Stats{
 		Len:            t.Len(),

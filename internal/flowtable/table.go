@@ -109,7 +109,8 @@ func (t *Table[V]) Lookup(key netip.AddrPort) (*V, bool) {
 
 // LookupInSection is Lookup for a caller already inside a read section of t.SMR(): the
 // table's nodes, and values the owner recycles through an SMR zone on t.SMR(), stay
-// valid until the caller's Exit. Called outside a section it is a data race.
+// valid until the caller's Exit. Outside a section it could walk nodes being recycled
+// under it: a data race.
 func (t *Table[V]) LookupInSection(key netip.AddrPort) (*V, bool) {
 	v := t.find(hashKey(t.seed, key), key)
 	return v, v != nil
