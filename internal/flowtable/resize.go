@@ -10,9 +10,9 @@ package flowtable
 //
 // The rebuild needs a second node per entry for a moment. If the zone cannot supply them
 // the rebuild is abandoned: the new nodes go back, the old array stays (correct, only
-// more or less loaded than wished), and the next attempt waits until the count has moved
-// on by a quarter of the buckets, so that a table at its memory limit does not pay a
-// failed rebuild on every insert.
+// more or less loaded than wished), and the next attempt waits until the count has grown
+// by another quarter of the buckets, or halved, so that a table at its memory limit does
+// not pay a failed rebuild on every insert or delete.
 func (t *Table[V]) resize(size int) {
 	old := t.cur.Load()
 	if size == len(old.heads) {
@@ -26,11 +26,10 @@ func (t *Table[V]) resize(size int) {
 			if err != nil {
 				t.freeAll(a)
 				t.failedRebuilds.Add(1)
-				c, step := t.count.Load(), int64(max(1, len(old.heads)/4))
-				if size > len(old.heads) {
-					t.growAt = c + step
+				if c := t.count.Load(); size > len(old.heads) {
+					t.growAt = c + int64(max(1, len(old.heads)/4))
 				} else {
-					t.shrinkAt = c - step
+					t.shrinkAt = c / 2
 				}
 				return
 			}
