@@ -24,3 +24,5 @@ func LeakReport(w io.Writer) int {
 	fmt.Fprintf(w, "%d mbufs still out (build with -tags mbufdebug for their allocation stacks)\n", n)
 	return n
 }
+
+const debugBuild = false

@@ -23,6 +23,8 @@ import (
 
 const poison = 0xdb
 
+const debugBuild = true
+
 type debugRec struct {
 	live        bool
 	alloc, free []uintptr
