@@ -38,7 +38,7 @@ func TestNodeNeverReusedUnderAReader(t *testing.T) {
 				if n := tb.findNode(h, k); n != nil {
 					gen := n.gen.Load()
 					for range 50 {
-						if n.gen.Load() != gen || n.key != k || n.val.Load().key != k {
+						if v := n.val.Load(); n.gen.Load() != gen || n.key != k || v != nil && v.key != k {
 							violations.Add(1)
 							break
 						}

@@ -15,7 +15,7 @@ import (
 // ordered by that store (and, for a recycled node, by the grace period).
 type node[V any] struct {
 	next atomic.Pointer[node[V]] // unchanged by unlinking this node: a reader on it walks on
-	val  atomic.Pointer[V]       // never nil while linked; Insert of a present key swaps it
+	val  atomic.Pointer[V]       // nil once deleted, never while linked
 	hash uint64
 	key  netip.AddrPort
 	// gen counts the times the zone handed this node out. Only tests read it: a reader
@@ -23,7 +23,9 @@ type node[V any] struct {
 	gen atomic.Uint64
 }
 
-// ctor is the zone's Ctor: the node is past its grace period, so nobody can see it.
+// ctor is the zone's Ctor: the node is past its grace period, so nobody can see it. The
+// writer sets every field before it links the node; clearing them here drops what a node
+// freed by a rebuild still points at (a deleted node's value is cleared by unlink).
 func ctor[V any](n *node[V]) error {
 	n.next.Store(nil)
 	n.val.Store(nil)

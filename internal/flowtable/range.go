@@ -69,8 +69,8 @@ func (t *Table[V]) collect(buf []entry[V], pos uint64) ([]entry[V], uint64, bool
 	for range rangeBuckets {
 		b := bits.Reverse64(pos) & a.mask
 		for n := a.heads[b].Load(); n != nil; n = n.next.Load() {
-			if bits.Reverse64(n.hash) >= pos {
-				buf = append(buf, entry[V]{n.key, n.val.Load()})
+			if v := n.val.Load(); v != nil && bits.Reverse64(n.hash) >= pos { // nil: deleted meanwhile
+				buf = append(buf, entry[V]{n.key, v})
 			}
 		}
 		pos = bits.Reverse64(b) + width

@@ -118,7 +118,8 @@ func (t *Table[V]) LookupInSection(key netip.AddrPort) (*V, bool) {
 
 // find walks key's chain in the current array. It runs inside a read section, so it must
 // not panic: the index is masked to the array's length, and every node it reaches is
-// either linked or waiting out its grace period, with key, hash and next intact.
+// either linked or waiting out its grace period, with key, hash and next intact. A node
+// found deleted has no value: the key is reported absent.
 func (t *Table[V]) find(h uint64, key netip.AddrPort) *V {
 	if n := t.findNode(h, key); n != nil {
 		return n.val.Load()

@@ -2,7 +2,9 @@ package flowtable
 
 import (
 	"net/netip"
+	"runtime"
 	"testing"
+	"weak"
 )
 
 func TestKeysOfEveryKindAreDistinct(t *testing.T) {
@@ -135,5 +137,24 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		i++
 	}); n != 0 {
 		t.Fatalf("a lookup allocates %v times", n)
+	}
+}
+
+// TestDeletedValueIsNotRetained: a deleted node waits in the zone's caches, but it must
+// not keep its flow from the garbage collector.
+func TestDeletedValueIsNotRetained(t *testing.T) {
+	tb := newTable(t, nil, 0)
+	k := netip.MustParseAddrPort("192.0.2.1:5000")
+	v := &flow{key: k}
+	w := weak.Make(v)
+	tb.Insert(k, v)
+	tb.Delete(k)
+	v = nil
+	runtime.GC()
+	if w.Value() != nil {
+		t.Fatal("a deleted flow is still reachable from the table's zone")
+	}
+	if tb.Stats().Zone.CachedP+tb.Stats().Zone.CachedZone == 0 {
+		t.Fatal("the deleted node is not in the zone's caches: the test missed its point")
 	}
 }

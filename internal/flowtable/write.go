@@ -100,11 +100,15 @@ func (t *Table[V]) Expire(expired func(key netip.AddrPort, v *V) bool) int {
 }
 
 // unlink removes n, whose predecessor's link is prev, and frees it to the zone. Readers
-// standing on n still see n.next, so they walk on to the rest of the chain. Called with
-// t.mu held.
+// standing on n still see n.next, so they walk on to the rest of the chain.
+//
+// The value is cleared, so that a node waiting in the zone's caches, which may be for a
+// long time, does not keep a closed flow from the garbage collector. A reader that
+// reaches n from now on finds no value and reports the key absent, which is a right
+// answer for a lookup that overlaps the delete. Called with t.mu held.
 func (t *Table[V]) unlink(prev *atomic.Pointer[node[V]], n *node[V]) *V {
 	prev.Store(n.next.Load())
-	v := n.val.Load()
+	v := n.val.Swap(nil)
 	t.zone.Free(n)
 	t.count.Add(-1)
 	return v
