@@ -68,14 +68,22 @@ func BenchmarkCopyMShared(b *testing.B) {
 // every change to any ring is made under one global mutex, m_extref_mtx. Mbufs come from
 // a uma zone, as ours do, so that only the sharing differs.
 
+// refExt is OpenBSD's struct mbuf_ext: the buffer, its free routine and the ring.
+type refExt struct {
+	buf              []byte // ext_buf
+	size             uint32 // ext_size
+	freeFn           uint32 // ext_free_fn
+	arg              uintptr
+	nextref, prevref *refMbuf
+}
+
 // refMbuf is the part of OpenBSD's struct mbuf that m_copym and m_free touch, padded to
 // MSIZE like an mbuf.
 type refMbuf struct {
-	next             *refMbuf
-	data, len        int
-	buf              []byte // m_ext.ext_buf
-	nextref, prevref *refMbuf
-	_                [MSize - 80]byte
+	next      *refMbuf
+	data, len int
+	ext       refExt
+	_         [MSize - 80]byte
 }
 
 var (
@@ -88,7 +96,7 @@ var (
 )
 
 // isReferenced is MCLISREFERENCED.
-func (m *refMbuf) isReferenced() bool { return m.nextref != m }
+func (m *refMbuf) isReferenced() bool { return m.ext.nextref != m }
 
 // extref is m_extref: link n into o's ring, under the mutex once the ring has sharers.
 func extref(o, n *refMbuf) {
@@ -96,10 +104,10 @@ func extref(o, n *refMbuf) {
 	if refs {
 		extrefMtx.Lock()
 	}
-	n.nextref = o.nextref
-	n.prevref = o
-	o.nextref = n
-	n.nextref.prevref = n
+	n.ext.nextref = o.ext.nextref
+	n.ext.prevref = o
+	o.ext.nextref = n
+	n.ext.nextref.ext.prevref = n
 	if refs {
 		extrefMtx.Unlock()
 	}
@@ -114,8 +122,8 @@ func extunref(m *refMbuf) bool {
 	refs := false
 	extrefMtx.Lock()
 	if m.isReferenced() {
-		m.nextref.prevref = m.prevref
-		m.prevref.nextref = m.nextref
+		m.ext.nextref.ext.prevref = m.ext.prevref
+		m.ext.prevref.ext.nextref = m.ext.nextref
 		refs = true
 	}
 	extrefMtx.Unlock()
@@ -131,7 +139,8 @@ func refCopyM(m *refMbuf) *refMbuf {
 			panic(err)
 		}
 		n.next = nil
-		n.buf, n.data, n.len = m.buf, m.data, m.len
+		n.data, n.len = m.data, m.len
+		n.ext = m.ext // n->m_ext = m->m_ext; MCLADDREFERENCE(m, n)
 		extref(m, n)
 		if tail == nil {
 			top = n
@@ -148,7 +157,7 @@ func refFreeM(m *refMbuf) {
 	for m != nil {
 		n := m.next
 		if !extunref(m) {
-			m.buf = nil // the last reference: pool_put of the cluster would go here
+			m.ext.buf = nil // the last reference: pool_put of the cluster would go here
 		}
 		refZone.Free(m)
 		m = n
@@ -160,8 +169,9 @@ func refChain() *refMbuf {
 	var top *refMbuf
 	for range chainBytes / MCLBytes {
 		m, _ := refZone.Alloc()
-		m.buf, m.data, m.len = make([]byte, MCLBytes), 0, MCLBytes
-		m.nextref, m.prevref = m, m
+		m.data, m.len = 0, MCLBytes
+		m.ext = refExt{buf: make([]byte, MCLBytes), size: MCLBytes, freeFn: 0, arg: 0} // MEXTFREE_POOL
+		m.ext.nextref, m.ext.prevref = m, m // MCLINITREFERENCE
 		m.next, top = top, m
 	}
 	return top
@@ -171,7 +181,7 @@ func refChain() *refMbuf {
 func BenchmarkCopyMGlobalMutex(b *testing.B) {
 	twoGoroutines(b, refChain, func(m *refMbuf) { refFreeM(refCopyM(m)) }, func(m *refMbuf) {
 		for ; m != nil; m = m.next {
-			m.buf = nil
+			m.ext.buf = nil
 		}
 	})
 }

@@ -27,10 +27,10 @@ func (m *Mbuf) Adj(n int) {
 	if n >= 0 {
 		rem := n
 		for mm := m; mm != nil && rem > 0; mm = mm.next {
-			k := min(int32(rem), mm.len)
-			mm.off += k
-			mm.len -= k
-			rem -= int(k)
+			k := min(rem, int(mm.len))
+			mm.off += int32(k)
+			mm.len -= int32(k)
+			rem -= k
 		}
 		m.adjHdrLen(-(n - rem))
 		return

@@ -114,11 +114,11 @@ func (m *Mbuf) Collapse(how How, maxFrags int) error {
 }
 
 // Unshare is FreeBSD's m_unshare(9): it makes every mbuf of the chain Writable and
-// returns the chain, with the same head. An mbuf that is not Writable, or whose bytes
-// fit, is first merged into the trailing space of the mbuf before it when that is
-// writable; otherwise it gets a private copy of its data in the smallest storage that
-// holds it (and its own internal storage if the data fits there), dropping its share of
-// the cluster, and MRdOnly is cleared.
+// returns the chain, with the same head. An mbuf that is not Writable, or that keeps its
+// data in internal storage, is merged into the trailing space of the mbuf before it when
+// it fits there; otherwise a read-only mbuf gets a private copy of its data in the
+// smallest storage that holds it (its own internal storage if the data fits), dropping
+// its share of the cluster, and MRdOnly is cleared. Writable clusters stay as they are.
 //
 // On failure the whole chain is freed (unlike Defrag) and Unshare returns nil and the
 // error (ENOBUFS, ctx.Err(), or errTooBig for read-only caller memory over 64 KiB).
@@ -126,7 +126,7 @@ func (m *Mbuf) Unshare(how How) (*Mbuf, error) {
 	debugCheck(m)
 	var prev *Mbuf
 	for mm := m; mm != nil; {
-		if prev != nil && prev.TrailingSpace() >= int(mm.len) {
+		if prev != nil && (mm.ext == nil || !mm.Writable()) && prev.TrailingSpace() >= int(mm.len) {
 			prev.absorb(mm)
 			prev.next = mm.Free()
 			mm = prev.next

@@ -20,6 +20,9 @@ func TestSizes(t *testing.T) {
 	if MLen != MSize-hdrSize || MHLen > MLen || MinClSize != MHLen+1 {
 		t.Fatalf("MLen %d, MHLen %d, MinClSize %d", MLen, MHLen, MinClSize)
 	}
+	if unsafe.Sizeof(refMbuf{}) != MSize {
+		t.Fatalf("the benchmark's reference mbuf is %d bytes", unsafe.Sizeof(refMbuf{}))
+	}
 	if unsafe.Offsetof(Mbuf{}.dat) != hdrSize {
 		t.Fatalf("internal storage at %d, want %d", unsafe.Offsetof(Mbuf{}.dat), hdrSize)
 	}
