@@ -171,7 +171,7 @@ func refChain() *refMbuf {
 		m, _ := refZone.Alloc()
 		m.data, m.len = 0, MCLBytes
 		m.ext = refExt{buf: make([]byte, MCLBytes), size: MCLBytes, freeFn: 0, arg: 0} // MEXTFREE_POOL
-		m.ext.nextref, m.ext.prevref = m, m // MCLINITREFERENCE
+		m.ext.nextref, m.ext.prevref = m, m                                            // MCLINITREFERENCE
 		m.next, top = top, m
 	}
 	return top
