@@ -170,8 +170,9 @@ func refChain() *refMbuf {
 	for range chainBytes / MCLBytes {
 		m, _ := refZone.Alloc()
 		m.data, m.len = 0, MCLBytes
-		m.ext = refExt{buf: make([]byte, MCLBytes), size: MCLBytes, freeFn: 0, arg: 0} // MEXTFREE_POOL
-		m.ext.nextref, m.ext.prevref = m, m                                            // MCLINITREFERENCE
+		// MEXTADD(m, buf, MCLBYTES, M_EXTWR, MEXTFREE_POOL, pool): a ring of one.
+		m.ext = refExt{buf: make([]byte, MCLBytes), size: MCLBytes, freeFn: 0, arg: 0}
+		m.ext.nextref, m.ext.prevref = m, m
 		m.next, top = top, m
 	}
 	return top

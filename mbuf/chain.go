@@ -10,8 +10,10 @@ import (
 // m_makespace).
 var ErrTooShort = fmt.Errorf("mbuf: chain shorter than requested: %w", syscall.EINVAL)
 
-// errTooBig is returned when contiguous storage larger than the largest cluster is asked.
-var errTooBig = fmt.Errorf("mbuf: more than %d contiguous bytes: %w", MJum64Bytes, syscall.EFBIG)
+// ErrTooBig is returned, wrapping syscall.EFBIG, when contiguous storage larger than the
+// largest cluster (MJum64Bytes) is asked of Pullup, Pulldown, Prepend, MakeSpace, or of
+// a copy-first write (CopyBack, Unshare) to read-only caller memory larger than that.
+var ErrTooBig = fmt.Errorf("mbuf: more than %d contiguous bytes: %w", MJum64Bytes, syscall.EFBIG)
 
 // Adj is m_adj(9): it trims n bytes from the head of the chain if n ≥ 0, or -n bytes from
 // its tail if n < 0, and fixes the packet header's length. Trimming more than the chain
@@ -206,7 +208,7 @@ func copyOut(dst []byte, m *Mbuf, off int) (zero bool) {
 // Writable is first given a private copy of its data (NetBSD's m_copyback_cow), so a
 // CopyM or Split sharer never sees the change. And unlike them it does not stop part-way:
 // every copy and every new mbuf is obtained before any byte is written, so on failure
-// (ENOBUFS, ctx.Err(), or errTooBig for read-only caller memory over 64 KiB) the chain's
+// (ENOBUFS, ctx.Err(), or ErrTooBig for read-only caller memory over 64 KiB) the chain's
 // bytes are unchanged, though some of its mbufs may already have private copies.
 func (m *Mbuf) CopyBack(off int, b []byte, how How) error {
 	debugCheck(m)
@@ -278,7 +280,7 @@ func (m *Mbuf) makeWritable(how How) error {
 	n := int(m.len)
 	k, ok := smallestKind(n)
 	if !ok {
-		return errTooBig
+		return ErrTooBig
 	}
 	old := m.ext
 	var dst []byte

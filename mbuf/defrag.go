@@ -121,7 +121,7 @@ func (m *Mbuf) Collapse(how How, maxFrags int) error {
 // its share of the cluster, and MRdOnly is cleared. Writable clusters stay as they are.
 //
 // On failure the whole chain is freed (unlike Defrag) and Unshare returns nil and the
-// error (ENOBUFS, ctx.Err(), or errTooBig for read-only caller memory over 64 KiB).
+// error (ENOBUFS, ctx.Err(), or ErrTooBig for read-only caller memory over 64 KiB).
 func (m *Mbuf) Unshare(how How) (*Mbuf, error) {
 	debugCheck(m)
 	var prev *Mbuf

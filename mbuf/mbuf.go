@@ -57,6 +57,7 @@ const (
 
 var typeNames = [...]string{"free", "data", "header", "soname", "soopts", "ftable", "control", "oobdata"}
 
+// String names the type as OpenBSD's netstat -m does ("data", "header", ...).
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -95,6 +96,7 @@ var flagNames = []struct {
 	{MMcast, "MCAST"}, {MPromisc, "PROMISC"}, {MVLANTag, "VLANTAG"}, {MZeroize, "ZEROIZE"},
 }
 
+// String formats the flags as m_print's %b does: "<PKTHDR,EOR>".
 func (f Flags) String() string {
 	var b strings.Builder
 	b.WriteByte('<')

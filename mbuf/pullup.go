@@ -10,7 +10,7 @@ package mbuf
 // TLS ClientHello); mbufs emptied by the pull are freed.
 //
 // On failure the whole chain is freed and Pullup returns nil and the error: ErrTooShort
-// if the chain holds fewer than n bytes, errTooBig over MJum64Bytes, ENOBUFS or
+// if the chain holds fewer than n bytes, ErrTooBig over MJum64Bytes, ENOBUFS or
 // ctx.Err() when no mbuf can be had.
 func (m *Mbuf) Pullup(n int, how How) (*Mbuf, error) {
 	debugCheck(m)
@@ -19,7 +19,7 @@ func (m *Mbuf) Pullup(n int, how How) (*Mbuf, error) {
 	}
 	if n > MJum64Bytes {
 		m.FreeM()
-		return nil, errTooBig
+		return nil, ErrTooBig
 	}
 	if m.Length() < n {
 		m.FreeM()
@@ -78,7 +78,7 @@ func (m *Mbuf) pullIn(k int) {
 // OpenBSD; FreeBSD stops at MCLBYTES). The packet header's length is unchanged.
 //
 // On failure the whole chain is freed and Pulldown returns nil, 0 and the error
-// (ErrTooShort, errTooBig, ENOBUFS or ctx.Err()).
+// (ErrTooShort, ErrTooBig, ENOBUFS or ctx.Err()).
 func (m *Mbuf) Pulldown(off, n int, how How) (*Mbuf, int, error) {
 	debugCheck(m)
 	if off < 0 || n < 0 {
@@ -86,7 +86,7 @@ func (m *Mbuf) Pulldown(off, n int, how How) (*Mbuf, int, error) {
 	}
 	if n > MJum64Bytes {
 		m.FreeM()
-		return nil, 0, errTooBig
+		return nil, 0, ErrTooBig
 	}
 	mm, o := m.seek(off)
 	if mm == nil {
@@ -159,7 +159,7 @@ func (m *Mbuf) Prepend(n int, how How) (*Mbuf, error) {
 	k, ok := smallestKind(n)
 	if !ok {
 		m.FreeM()
-		return nil, errTooBig
+		return nil, ErrTooBig
 	}
 	h, err := getKind(how, m.typ, 0, k)
 	if err != nil {
@@ -186,7 +186,7 @@ func (m *Mbuf) Prepend(n int, how How) (*Mbuf, error) {
 // prepends: with skip 0 the space goes into the first mbuf that holds data. hlen may be
 // up to MJum64Bytes (OpenBSD: under MHLEN). The bytes opened are not initialised.
 //
-// On failure (ErrTooShort past the end, errTooBig, ENOBUFS, ctx.Err()) the chain is
+// On failure (ErrTooShort past the end, ErrTooBig, ENOBUFS, ctx.Err()) the chain is
 // unchanged and still the caller's; OpenBSD's may already be modified.
 func (m *Mbuf) MakeSpace(skip, hlen int, how How) (*Mbuf, int, error) {
 	debugCheck(m)
@@ -222,7 +222,7 @@ func (m *Mbuf) MakeSpace(skip, hlen int, how How) (*Mbuf, int, error) {
 	}
 	k, ok := smallestKind(hlen)
 	if !ok {
-		return nil, 0, errTooBig
+		return nil, 0, ErrTooBig
 	}
 	h, err := getKind(how, mm.typ, 0, k)
 	if err != nil {
