@@ -299,9 +299,13 @@ func smallestKind(n int) (extType, bool) {
 // GetM is m_getm2(9): it builds a chain of empty mbufs with room for size bytes, using
 // the largest clusters that fit (and an mbuf's internal storage for a remainder under
 // MinClSize), and appends it to m, returning m; with a nil m it returns the new chain.
-// Of f only MPktHdr (on the new head, and only when m is nil) and MEOR (moved to the new
-// tail) count. All or nothing: on failure the partial new chain is freed, m is left as it
-// was, and GetM returns nil and the error. A size of 0 or less returns m unchanged.
+// Of f only MPktHdr (on the new head, and only when m is nil) and MEOR (on the new tail)
+// count; as in FreeBSD, m's last mbuf loses MEOR, for it no longer ends the record. All
+// or nothing: on failure the partial new chain is freed, m is left as it was, and GetM
+// returns nil and the error. A size of 0 or less returns m unchanged.
+//
+// FreeBSD uses page clusters at most (and 2 KiB ones from MINCLSIZE); the larger
+// clusters here mean fewer mbufs and iovecs for a large chain.
 func GetM(m *Mbuf, size int, how How, t Type, f Flags) (*Mbuf, error) {
 	if size <= 0 {
 		return m, nil
@@ -330,9 +334,7 @@ func GetM(m *Mbuf, size int, how How, t Type, f Flags) (*Mbuf, error) {
 		return head, nil
 	}
 	last := m.Last()
-	if f&MEOR != 0 {
-		last.flags &^= MEOR
-	}
+	last.flags &^= MEOR
 	last.next = head
 	return m, nil
 }

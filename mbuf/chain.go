@@ -107,7 +107,7 @@ func (m *Mbuf) Append(b []byte, how How) error {
 	debugCheck(m)
 	last := m.Last()
 	if rest := len(b) - last.TrailingSpace(); rest > 0 {
-		if _, err := GetM(last, rest, how, last.typ, 0); err != nil {
+		if _, err := GetM(last, rest, how, last.typ, last.flags&MEOR); err != nil {
 			return err
 		}
 	}
@@ -232,7 +232,7 @@ func (m *Mbuf) CopyBack(off int, b []byte, how How) error {
 	// Room for what lies past the end.
 	last := m.Last()
 	if grow := end - total - last.TrailingSpace(); end > total && grow > 0 {
-		if _, err := GetM(last, grow, how, last.typ, 0); err != nil {
+		if _, err := GetM(last, grow, how, last.typ, last.flags&MEOR); err != nil {
 			return err
 		}
 	}

@@ -206,7 +206,7 @@ func (m *Mbuf) NextPkt() *Mbuf { return m.nextpkt }
 // SetNextPkt sets m_nextpkt.
 func (m *Mbuf) SetNextPkt(n *Mbuf) { m.nextpkt = n }
 
-// Last returns the last mbuf of the chain.
+// Last is m_last(9): the last mbuf of the chain.
 func (m *Mbuf) Last() *Mbuf {
 	for m.next != nil {
 		m = m.next
