@@ -52,12 +52,14 @@ var (
 	pktBare atomic.Int64
 )
 
-func extZone(k extType) *uma.Zone[cluster] { return clZones[k] }
+// An Mbuf is exactly MSize bytes, so the mbuf keg charges what an mbuf costs: these fail
+// to compile otherwise.
+var (
+	_ [MSize - unsafe.Sizeof(Mbuf{})]byte
+	_ [unsafe.Sizeof(Mbuf{}) - MSize]byte
+)
 
 func init() {
-	if unsafe.Sizeof(Mbuf{}) != MSize {
-		panic(fmt.Sprintf("mbuf: sizeof(Mbuf) = %d, want MSize %d", unsafe.Sizeof(Mbuf{}), MSize))
-	}
 	var err error
 	if limit, err = uma.NewLimit(0); err != nil {
 		panic(err)
@@ -83,8 +85,9 @@ func init() {
 	}))
 }
 
-// newCluster creates the keg and zone of one external storage kind. A slab holds 64 to
-// 256 KiB of buffers, carved from one []byte beside their descriptors.
+// newCluster creates the keg and zone of one external storage kind. A slab holds 64 KiB
+// of 2 KiB clusters or about 128 KiB of larger ones, carved from one []byte, beside their
+// descriptors; a slab of ExtAdd descriptors holds 1024 of them and no buffer.
 func newCluster(k extType, name string) {
 	size := extSize[k]
 	cfg := uma.KegConfig[cluster]{Name: name}

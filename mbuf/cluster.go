@@ -121,7 +121,7 @@ func (m *Mbuf) ExtAdd(buf []byte, free func(buf []byte), f Flags, how How) error
 	if m.ext != nil {
 		panic("mbuf: ExtAdd on an mbuf with external storage")
 	}
-	c, err := zalloc(extZone(extCaller), how)
+	c, err := zalloc(clZones[extCaller], how)
 	if err != nil {
 		return err
 	}
