@@ -349,18 +349,28 @@ func GetM(m *Mbuf, size int, how How, t Type, f Flags) (*Mbuf, error) {
 // whole (FreeBSD's EXT_PACKET); if the cluster is still shared, the mbuf goes back alone
 // and the other holder frees the cluster later.
 func (m *Mbuf) Free() *Mbuf {
+	n := m.next
+	if m.release() == fromPacket {
+		packetZone.Free(m)
+	} else {
+		mbufZone.Free(m)
+	}
+	return n
+}
+
+// release is m_free without the last step: it drops m's tags and its reference to
+// external storage and reports the zone m itself goes back to.
+func (m *Mbuf) release() origin {
 	if m.flags&MZeroize != 0 {
 		clear(m.dat[:])
 	}
 	debugFree(m)
-	n := m.next
 	m.tags = nil
 	if c := m.ext; c != nil {
 		if m.origin == fromPacket && c.kind == extCluster {
 			if c.unref() {
 				c.scrub()
-				packetZone.Free(m)
-				return n
+				return fromPacket // the pair stays whole
 			}
 		} else if c.unref() {
 			c.recycle()
@@ -369,17 +379,25 @@ func (m *Mbuf) Free() *Mbuf {
 	}
 	if m.origin == fromPacket {
 		pktBare.Add(1)
-		packetZone.Free(m)
-	} else {
-		mbufZone.Free(m)
 	}
-	return n
+	return m.origin
 }
 
 // FreeM is m_freem(9): it frees the whole chain (following m_next, not m_nextpkt). A
-// nil chain is fine.
+// nil chain is fine. The mbufs go back to their zones a batch at a time, in one pinned
+// section per batch rather than one per mbuf.
 func (m *Mbuf) FreeM() {
-	for m != nil {
-		m = m.Free()
+	if m == nil || m.next == nil {
+		if m != nil {
+			m.Free()
+		}
+		return
 	}
+	var b freeBatch
+	for m != nil {
+		n := m.next
+		b.add(m, m.release())
+		m = n
+	}
+	b.flush()
 }

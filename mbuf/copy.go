@@ -33,6 +33,8 @@ func (m *Mbuf) CopyM(off, n int, how How) (*Mbuf, error) {
 		off -= int(mm.len)
 		mm = mm.next
 	}
+	ab := allocBatch{how: how, want: countRange(mm, off, n)}
+	defer ab.close()
 	var top, tail *Mbuf
 	for n != 0 {
 		if mm == nil {
@@ -45,7 +47,7 @@ func (m *Mbuf) CopyM(off, n int, how How) (*Mbuf, error) {
 		if copyHdr {
 			f = MPktHdr
 		}
-		c, err := get(how, mm.typ, f)
+		c, err := ab.get(mm.typ, f)
 		if err != nil {
 			top.FreeM()
 			return nil, err
@@ -73,6 +75,20 @@ func (m *Mbuf) CopyM(off, n int, how How) (*Mbuf, error) {
 		mm = mm.next
 	}
 	return top, nil
+}
+
+// countRange returns how many mbufs from mm on hold the n bytes (CopyAll: all) from
+// offset off of mm: how many CopyM makes.
+func countRange(mm *Mbuf, off, n int) int {
+	cnt := 0
+	for ; mm != nil && n != 0; mm = mm.next {
+		if n != CopyAll {
+			n -= min(n, int(mm.len)-off)
+		}
+		off = 0
+		cnt++
+	}
+	return cnt
 }
 
 // shareFrom makes the fresh, internal mbuf c hold k bytes of m from offset off: sharing
