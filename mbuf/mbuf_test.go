@@ -108,7 +108,7 @@ func TestGetM(t *testing.T) {
 				t.Fatalf("GetM(%d): MEOR not exactly on the tail", size)
 			}
 		}
-		if room < size || room-size >= MCLBytes && size > MCLBytes && room-size > extSize[extCluster] {
+		if room < size || room-size >= MCLBytes { // never a whole cluster more than needed
 			t.Fatalf("GetM(%d): room %d", size, room)
 		}
 		if m.PktHdr() == nil {
@@ -262,15 +262,14 @@ func TestAppendBuffersWriteTo(t *testing.T) {
 	m.next.Adj(m.next.Len()) // an empty mbuf in the middle is skipped
 	want := append(append([]byte(nil), data[:MLen]...), data[MLen+MCLBytes:]...)
 	bufs := m.AppendBuffers(make([][]byte, 0, 8))
-	if n := 0; !bytes.Equal(bytes.Join(bufs, nil), want) || len(bufs) != m.Length()/1 && func() bool {
-		for mm := m; mm != nil; mm = mm.next {
-			if mm.Len() > 0 {
-				n++
-			}
+	nonEmpty := 0
+	for mm := m; mm != nil; mm = mm.next {
+		if mm.Len() > 0 {
+			nonEmpty++
 		}
-		return n != len(bufs)
-	}() {
-		t.Fatalf("%d buffers", len(bufs))
+	}
+	if len(bufs) != nonEmpty || !bytes.Equal(bytes.Join(bufs, nil), want) {
+		t.Fatalf("AppendBuffers: %d buffers for %d non-empty mbufs", len(bufs), nonEmpty)
 	}
 	var got bytes.Buffer
 	if n, err := m.WriteTo(&got); err != nil || n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
