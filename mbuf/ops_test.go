@@ -659,3 +659,38 @@ func TestReadFromErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestTooBig: contiguous storage past the largest cluster cannot be had.
+func TestTooBig(t *testing.T) {
+	before := inUse()
+	big := pattern(100000, 18)
+	ro := func() *Mbuf {
+		m, _ := GetHdr(DontWait, MTData)
+		if err := m.ExtAdd(big, nil, MRdOnly, DontWait); err != nil {
+			t.Fatal(err)
+		}
+		m.FixHdr()
+		return m
+	}
+	m := ro()
+	if err := m.CopyBack(10, []byte("x"), DontWait); !errors.Is(err, ErrTooBig) || !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("CopyBack into 100 KB of read-only memory = %v", err)
+	}
+	mustEqual(t, "CopyBack left", m, big)
+	if n, err := m.Unshare(DontWait); n != nil || !errors.Is(err, ErrTooBig) {
+		t.Fatalf("Unshare of 100 KB of read-only memory = %v, %v", n, err)
+	}
+	if n, err := buildChain(t, big, extCaller, extCluster).Pullup(MJum64Bytes+1, DontWait); n != nil || !errors.Is(err, ErrTooBig) {
+		t.Fatalf("Pullup(64 KiB + 1) = %v, %v", n, err)
+	}
+	if n, err := ro().Prepend(MJum64Bytes+1, DontWait); n != nil || !errors.Is(err, ErrTooBig) {
+		t.Fatalf("Prepend(64 KiB + 1) = %v, %v", n, err)
+	}
+	m = ro()
+	if _, _, err := m.MakeSpace(10, MJum64Bytes+1, DontWait); !errors.Is(err, ErrTooBig) {
+		t.Fatalf("MakeSpace(64 KiB + 1) = %v", err)
+	}
+	mustEqual(t, "MakeSpace left", m, big)
+	m.FreeM()
+	checkUsage(t, before)
+}
