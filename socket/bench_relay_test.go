@@ -63,6 +63,9 @@ func startPeer(tb testing.TB, args ...string) *peer {
 	return p
 }
 
+// start tells the peer to go on.
+func (p *peer) start() { io.WriteString(p.in, "GO\n") }
+
 // line returns the next line from the peer with the given prefix's value.
 func (p *peer) line(tb testing.TB, prefix string) string {
 	for p.out.Scan() {
@@ -82,6 +85,14 @@ func TestRelayPeer(t *testing.T) {
 		t.Skip("only as the relay benchmarks' peer process")
 	}
 	a := strings.Split(spec, ",")
+	stdin := bufio.NewReader(os.Stdin)
+	goLine = func() { // wait for the relay to know the sink; exit when the relay does
+		stdin.ReadString('\n')
+		go func() {
+			io.Copy(io.Discard, stdin)
+			os.Exit(0)
+		}()
+	}
 	switch a[0] {
 	case "tcp":
 		peerTCP(a[1], atoi(a[2]), int64(atoi(a[3])))
@@ -92,12 +103,16 @@ func TestRelayPeer(t *testing.T) {
 	}
 }
 
+// goLine blocks the peer until the relay has read its SINK line.
+var goLine func()
+
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 // peerTCP: a sink server, then streams clients each sending n bytes through the relay.
 func peerTCP(relay string, streams int, n int64) {
 	sink, _ := net.Listen("tcp", "127.0.0.1:0")
 	fmt.Println("SINK", sink.Addr())
+	goLine()
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(streams)
@@ -149,6 +164,7 @@ func peerUDP(relay string, count, size int) {
 	sink, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	sink.SetReadBuffer(4 << 20)
 	fmt.Println("SINK", sink.LocalAddr())
+	goLine()
 	var got atomic.Int64
 	done := make(chan struct{})
 	go func() {
@@ -180,6 +196,7 @@ func peerUDP(relay string, count, size int) {
 func peerIdle(relay string, n int) {
 	sink, _ := net.Listen("tcp", "127.0.0.1:0")
 	fmt.Println("SINK", sink.Addr())
+	goLine()
 	srv := make(chan net.Conn, n)
 	go func() {
 		for range n {
@@ -206,10 +223,8 @@ func peerIdle(relay string, n int) {
 		conns = append(conns, c, s)
 	}
 	fmt.Println("READY", len(conns))
-	io.Copy(io.Discard, os.Stdin)
-	for _, c := range conns {
-		c.Close()
-	}
+	runtime.KeepAlive(conns)
+	select {} // until the relay closes stdin: goLine's goroutine exits the process
 }
 
 // relayKind is one of the relays compared.
@@ -333,12 +348,14 @@ func BenchmarkRelay(b *testing.B) {
 
 func benchRelay(b *testing.B, kind relayKind, streams int) {
 	var sinkAddr atomic.Value
+	sinkAddr.Store("127.0.0.1:1") // until the peer says: a stray connection fails
 	addr, stop := startRelay(b, kind, func() string { return sinkAddr.Load().(string) })
 	defer stop()
 	total := int64(max(b.N, 64)) << 20
 	per := total / int64(streams)
 	p := startPeer(b, "tcp", addr, strconv.Itoa(streams), strconv.FormatInt(per, 10))
 	sinkAddr.Store(p.line(b, "SINK"))
+	p.start()
 	runtime.GC()
 	b.ResetTimer()
 	cpu0, t0 := cpuTime(), time.Now()
@@ -410,6 +427,7 @@ func BenchmarkRelayUDP(b *testing.B) {
 			}
 			p := startPeer(b, "udp", addr, strconv.Itoa(count), "1200")
 			setTarget(p.line(b, "SINK"))
+			p.start()
 			runtime.GC()
 			b.ResetTimer()
 			cpu0, t0 := cpuTime(), time.Now()
@@ -435,12 +453,14 @@ func BenchmarkRelayIdle(b *testing.B) {
 		b.Run(string(kind), func(b *testing.B) {
 			for range b.N {
 				var sinkAddr atomic.Value
+				sinkAddr.Store("127.0.0.1:1")
 				addr, stop := startRelay(b, kind, func() string { return sinkAddr.Load().(string) })
 				runtime.GC()
 				debug.FreeOSMemory()
 				rss0, heap0 := rss(), heapAlloc()
 				p := startPeer(b, "idle", addr, strconv.Itoa(n))
 				sinkAddr.Store(p.line(b, "SINK"))
+				p.start()
 				p.line(b, "READY")
 				time.Sleep(100 * time.Millisecond)
 				runtime.GC()

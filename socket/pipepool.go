@@ -8,7 +8,7 @@ import (
 
 // pipeSize is the capacity asked of a splice pipe (F_SETPIPE_SZ): how many bytes one
 // splice(2) can move. Its pages exist only while bytes are in it.
-const pipeSize = 256 << 10
+const pipeSize = 1 << 20
 
 // maxPooled bounds the idle pipes kept for reuse; more are closed.
 const maxPooled = 64

@@ -27,8 +27,8 @@ const (
 
 // Default buffer sizes (the user-space sockbufs; the kernel's buffers are separate).
 const (
-	defaultTCPRcv = 256 << 10
-	defaultTCPSnd = 256 << 10
+	defaultTCPRcv = 64 << 10
+	defaultTCPSnd = 64 << 10
 	defaultUDPRcv = 256 << 10
 	defaultUDPSnd = 64 << 10 // every datagram fits (DESIGN §5)
 	defaultSndLow = 2048     // SO_SNDLOWAT: MCLBYTES, as OpenBSD's soreserve

@@ -11,7 +11,7 @@ import (
 // kernelBudget is how many bytes one pass of the kernel path moves before it yields: the
 // bytes do not touch user space, so a pass may move more than netq.Budget for the same
 // time on the worker.
-const kernelBudget = 4 * netq.Budget
+const kernelBudget = 16 * netq.Budget
 
 // somoveKernel is somove() over splice(2): the same checks, maximum, idle timer and
 // endings as the user path, but the bytes go from the source socket into a pipe and from
@@ -84,7 +84,7 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			sp.pipe = p
 		}
 		// The drain's send buffer is the flow-control point: the pipe holds no more.
-		want := min(pipeSize, snd.hiwat) - sp.pipe.n
+		want := min(pipeSize, 4*snd.hiwat) - sp.pipe.n
 		if sp.max > 0 {
 			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
 		}
