@@ -234,3 +234,35 @@ func TestSpliceTCPv4ToV6(t *testing.T) {
 		}
 	})
 }
+
+// TestSpliceUDPBurst sends bursts of equal-sized datagrams, which the drain's output
+// sends as UDP GSO messages: each must still arrive as itself.
+func TestSpliceUDPBurst(t *testing.T) {
+	forUDPModes(t, func(t *testing.T, mode SpliceMode) {
+		r := newUDPRig(t, "udp", "127.0.0.1:0", "udp", "127.0.0.1:0")
+		r.server.SetReadBuffer(4 << 20)
+		if err := r.src.Splice(r.dst, SpliceOptions{Mode: mode}); err != nil {
+			t.Fatal(err)
+		}
+		gso0 := gsoMsgs.Load()
+		defer func() { t.Logf("%d GSO messages", gsoMsgs.Load()-gso0) }()
+		for round := range 10 {
+			var want [][]byte
+			for i := range 40 {
+				n := 1000
+				if i%13 == 12 {
+					n = 500 // a short one ends a GSO message
+				}
+				d := randBytes(uint64(round*1000+i), n)
+				want = append(want, d)
+				r.client.Write(d)
+			}
+			got := recvDatagrams(t, r.server, len(want))
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("round %d datagram %d: %d bytes, want %d", round, i, len(got[i]), len(want[i]))
+				}
+			}
+		}
+	})
+}

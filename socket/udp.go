@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -14,10 +15,17 @@ import (
 
 const (
 	udpBatch = 16                       // datagrams per recvmmsg / sendmmsg
-	udpIov   = 16                       // iovecs per datagram sent
+	udpIov   = 64                       // iovecs per message sent (a GSO message: one per datagram)
+	gsoMax   = 65000                    // payload bytes of one UDP GSO message
 	udpOver  = 65536 - mbuf.MCLBytes    // overflow room behind a datagram's 2 KiB cluster
 	nameLen  = unix.SizeofSockaddrInet6 // room for either family's sockaddr
 )
+
+// gsoOn is whether UDP GSO may be used; the first EIO turns it off, as wireguard-go does.
+var gsoOn = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return &b }()
+
+// gsoMsgs counts the GSO messages built (for tests and statistics).
+var gsoMsgs atomic.Int64
 
 // udpScratch is a worker's arrays for recvmmsg and sendmmsg, and the overflow room for
 // datagrams larger than a 2 KiB cluster: each message reads into its own cluster and then
@@ -28,6 +36,8 @@ type udpScratch struct {
 	iovs  [udpBatch][udpIov]unix.Iovec
 	names [udpBatch][nameLen]byte
 	ms    [udpBatch]*mbuf.Mbuf
+	recs  [udpBatch]int // records (datagrams) in each message sent
+	ctrl  [udpBatch][32]byte
 	over  []byte
 }
 
@@ -119,6 +129,8 @@ func (so *Socket) udpInput() {
 
 	sb.mu.Lock()
 	sb.flags &^= sbBusy
+	// A splice drops the sender (the drain's peer is the destination): keep none.
+	connected = connected || sb.flags&sbSplice != 0
 	for i := range got {
 		m := s.ms[i]
 		s.ms[i] = nil
@@ -235,9 +247,11 @@ func (so *Socket) udpOutput() {
 		s = &local
 	}
 	n := 0
-	for r := sb.mb; r != nil && n < udpBatch; r = r.NextPkt() {
+	gso := gsoOn.Load()
+	for r := sb.mb; r != nil && n < udpBatch; {
 		h := &s.hdrs[n].Hdr
 		*h = unix.Msghdr{}
+		s.recs[n] = 1
 		m := r
 		if m.Type() == mbuf.MTSoname {
 			d := m.Data()
@@ -255,11 +269,46 @@ func (so *Socket) udpOutput() {
 		if m != nil {
 			break // more segments than udpIov: send it alone, flattened, below
 		}
+		next := r.NextPkt()
+		if gso && k == 1 && h.Name == nil {
+			// UDP GSO (UDP_SEGMENT): the datagrams that follow with the same size (the
+			// last may be shorter), one mbuf each, go in this one message, and the
+			// kernel cuts it up again: one pass through the stack for many datagrams.
+			size := int(s.iovs[n][0].Len)
+			total := size
+			for rr := next; rr != nil && k < udpIov && rr.Type() != mbuf.MTSoname && rr.Next() == nil; rr = rr.NextPkt() {
+				l := rr.Len()
+				if l == 0 || l > size || total+l > gsoMax {
+					break
+				}
+				d := rr.Data()
+				s.iovs[n][k] = unix.Iovec{Base: &d[0], Len: uint64(l)}
+				k++
+				total += l
+				s.recs[n]++
+				next = rr.NextPkt()
+				if l < size {
+					break
+				}
+			}
+			if s.recs[n] > 1 {
+				c := s.ctrl[n][:unix.CmsgSpace(2)]
+				clear(c)
+				ch := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+				ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+				ch.SetLen(unix.CmsgLen(2))
+				*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(size)
+				h.Control = &c[0]
+				h.SetControllen(len(c))
+				gsoMsgs.Add(1)
+			}
+		}
 		if k > 0 {
 			h.Iov = &s.iovs[n][0]
 		}
 		h.Iovlen = uint64(k)
 		n++
+		r = next
 	}
 	sb.flags |= sbBusy
 	sb.mu.Unlock()
@@ -287,10 +336,17 @@ func (so *Socket) udpOutput() {
 		clear(s.iovs[i][:])
 	}
 
+	if err == unix.EIO && n > 0 && s.recs[0] > 1 {
+		gsoOn.Store(false) // no GSO here (a device without checksum offload): go without
+		err = nil
+		sent = 0
+	}
 	sb.mu.Lock()
 	sb.flags &^= sbBusy
-	for range sent {
-		sb.takeRecord().FreeM()
+	for i := range sent {
+		for range s.recs[i] {
+			sb.takeRecord().FreeM()
+		}
 	}
 	switch {
 	case err == nil:
@@ -302,8 +358,10 @@ func (so *Socket) udpOutput() {
 		if e := errnoOf(err); e != 0 {
 			so.soerr.CompareAndSwap(0, int32(e))
 		}
-		if sb.mb != nil {
-			sb.takeRecord().FreeM()
+		for range max(1, s.recs[0]) {
+			if sb.mb != nil {
+				sb.takeRecord().FreeM()
+			}
 		}
 		if sb.mb != nil {
 			so.w.Add(&so.outTask)
