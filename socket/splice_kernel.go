@@ -83,7 +83,8 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			}
 			sp.pipe = p
 		}
-		// The drain's send buffer is the flow-control point: the pipe holds no more.
+		// The drain's send buffer is the flow-control point: the pipe holds at most
+		// four times its high-water mark (256 KiB with the default 64 KiB), and 1 MiB.
 		want := min(pipeSize, 4*snd.hiwat) - sp.pipe.n
 		if sp.max > 0 {
 			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
