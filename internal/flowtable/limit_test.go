@@ -10,9 +10,24 @@ import (
 	"github.com/softnet-go/softnet/uma"
 )
 
-func TestNodeIsOneCacheLine(t *testing.T) {
-	if n := unsafe.Sizeof(node[flow]{}); n != 64 {
-		t.Errorf("a node is %d bytes; 64 would fit it in one cache line", n)
+// TestReadersHaveTheirOwnLines checks the sizes that keep what lookups read on cache
+// lines nobody writes: 64-byte nodes (carved from page-aligned slabs), a 64-byte array
+// header, and a 192-byte Table (64-byte aligned size classes) whose first line holds
+// the readers' fields only.
+func TestReadersHaveTheirOwnLines(t *testing.T) {
+	var tb Table[flow]
+	for _, c := range []struct {
+		what      string
+		got, want uintptr
+	}{
+		{"node", unsafe.Sizeof(node[flow]{}), 64},
+		{"array", unsafe.Sizeof(array[flow]{}), 64},
+		{"Table", unsafe.Sizeof(tb), 192},
+		{"Table.count offset", unsafe.Offsetof(tb.count), 64},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.what, c.got, c.want)
+		}
 	}
 }
 

@@ -19,9 +19,14 @@ const minBuckets = 8
 // An array is one generation of the table: a power-of-two array of chain heads. A reader
 // that loaded it walks it to the end of its section, while the writer may already have
 // published its successor; the writer never touches an array it has replaced.
+//
+// Every lookup reads it, so it fills a cache line of its own (a 64-byte object is 64-byte
+// aligned): a small object written elsewhere must not share its line, as a benchmark's
+// testing.PB, written on every iteration, was seen to do, halving lookups on two Ps.
 type array[V any] struct {
 	heads []atomic.Pointer[node[V]]
 	mask  uint64 // len(heads) - 1
+	_     [64 - 32]byte
 }
 
 func newArray[V any](size int) *array[V] {
@@ -32,13 +37,14 @@ func newArray[V any](size int) *array[V] {
 // on any goroutine; Insert, Delete and Expire are the owner's (see the package
 // documentation for both sets of rules). Make it with New; the zero Table is not usable.
 type Table[V any] struct {
-	// What readers load: written once by New, except cur, which only rebuilds store.
+	// What readers load: written once by New, except cur, which only rebuilds store. The
+	// table is 192 bytes, a size class whose objects are 64-byte aligned, so these
+	// fields have the first cache line to themselves: writes to other objects, and the
+	// writers' fields below, which change on every insert and delete, leave it alone.
 	cur  atomic.Pointer[array[V]]
 	smr  *smr.SMR
 	seed maphash.Seed
-	// Writers change what follows on every insert and delete; a line of its own keeps
-	// them from invalidating the readers' copy of the fields above.
-	_ [64]byte
+	_    [64 - 24]byte
 
 	count atomic.Int64 // entries; written under mu, read by Len without it
 
@@ -49,6 +55,7 @@ type Table[V any] struct {
 	shrinkAt   int64 // rebuild smaller when count falls below this (-1: never)
 
 	grows, shrinks, failedRebuilds atomic.Int64
+	_                              [192 - 136]byte
 }
 
 // New returns an empty table named name (which names its SMR, keg and zone) whose nodes
