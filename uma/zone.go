@@ -75,8 +75,8 @@ type Zone[T any] struct {
 	// packet zone with no cluster to attach). Its waiters wait for memory to come back
 	// anywhere under the Limit, not for the keg's free items, which would fail again.
 	initFailed bool
-	allocs   int64       // requests not counted by a P (frees bypassing the caches)
-	frees    int64
+	allocs     int64 // requests not counted by a P (frees bypassing the caches)
+	frees      int64
 }
 
 // NewZone returns a zone on keg k. The first zone of a keg is its primary zone; later
