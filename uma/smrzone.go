@@ -55,8 +55,11 @@ func (z *Zone[T]) takeReady(wait bool) bucket[T] {
 		}
 		z.smr.Wait(b.seq)
 	}
-	z.full[0] = bucket[T]{}
-	z.full = z.full[1:]
+	// Shift rather than reslice: z.full[1:] would walk the slice off its array, and
+	// every stash would then grow a new one (an allocation per bucket).
+	n := copy(z.full, z.full[1:])
+	z.full[n] = bucket[T]{}
+	z.full = z.full[:n]
 	z.cached -= int64(b.n)
 	z.lowWater = min(z.lowWater, z.cached)
 	return b
