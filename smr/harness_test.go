@@ -1,6 +1,7 @@
 package smr
 
 import (
+	"flag"
 	"fmt"
 	"runtime"
 	"sync"
@@ -246,8 +247,17 @@ func stress(s *SMR, cfg stressConfig) stressResult {
 	return r
 }
 
-// stressTime is how long a stress test runs: about a second, a fifth of it with -short.
+// stressFor lengthens the stress tests for a soak run:
+//
+//	go test -race -run Stress ./smr -smr.stress=2m
+var stressFor = flag.Duration("smr.stress", 0, "run each stress test for this long (0: about a second)")
+
+// stressTime is how long a stress test runs: -smr.stress if given, else about a second,
+// a fifth of it with -short.
 func stressTime() time.Duration {
+	if *stressFor > 0 {
+		return *stressFor
+	}
 	if testing.Short() {
 		return 200 * time.Millisecond
 	}
