@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,5 +94,46 @@ func TestRunStartFailure(t *testing.T) {
 	code, _, errs := spliced(t, "run", "--listen", ln.Addr().String(), "--to", "127.0.0.1:1", "--mode", testMode, "--admin", "off")
 	if code != 1 || !strings.Contains(errs, "address already in use") {
 		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestRunStartFailureLeavesNothing: when the second relay of a config cannot listen, the
+// daemon does not run on with only the first. It exits 1 naming the address, and the first
+// relay's port and the admin port are free again.
+func TestRunStartFailureLeavesNothing(t *testing.T) {
+	busy, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	admin, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := admin.Addr().String()
+	admin.Close()
+	cfg := filepath.Join(t.TempDir(), "two.toml")
+	text := fmt.Sprintf("admin = %q\n[[relay]]\nname = \"a\"\nlisten = %q\ntargets = [\"127.0.0.1:1\"]\n"+
+		"[[relay]]\nname = \"b\"\nlisten = %q\ntargets = [\"127.0.0.1:1\"]\n", adminAddr, freeAddr, busy.Addr().String())
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := spliced(t, "run", "--config", cfg)
+	if code != 1 || !strings.Contains(errs, busy.Addr().String()) || !strings.Contains(errs, "address already in use") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming %s", code, errs, busy.Addr())
+	}
+	for _, addr := range []string{freeAddr, adminAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still taken after the daemon exited: %v", addr, err)
+			continue
+		}
+		ln.Close()
 	}
 }
