@@ -17,6 +17,7 @@ const (
 	sbWantIO                  // a reader waits for the kernel: the worker wakes it rather than reading
 	sbSendfile                // snd: SendFile owns the kernel socket's send side (with sbBusy)
 	sbRdHup                   // rcv: epoll saw the peer's FIN: read on until EOF, short reads or not
+	sbNoGSO                   // snd (UDP): the path refused a GSO message (EMSGSIZE): send datagrams singly
 )
 
 // A sockbuf is BSD's struct sockbuf: a queue of mbuf chains with a high-water mark

@@ -247,7 +247,7 @@ func (so *Socket) udpOutput() {
 		s = &local
 	}
 	n := 0
-	gso := gsoOn.Load()
+	gso := gsoOn.Load() && sb.flags&sbNoGSO == 0
 	for r := sb.mb; r != nil && n < udpBatch; {
 		h := &s.hdrs[n].Hdr
 		*h = unix.Msghdr{}
@@ -341,8 +341,20 @@ func (so *Socket) udpOutput() {
 		err = nil
 		sent = 0
 	}
+	noGSO := false
+	if err == unix.EMSGSIZE && n > 0 && s.recs[0] > 1 {
+		// A segment size above the path MTU: the kernel refuses the whole GSO message,
+		// though each datagram alone would go out (IP fragments it). Ending the splice
+		// with EMSGSIZE would lose datagrams that fit; send this socket's singly instead.
+		noGSO = true
+		err = nil
+		sent = 0
+	}
 	sb.mu.Lock()
 	sb.flags &^= sbBusy
+	if noGSO {
+		sb.flags |= sbNoGSO
+	}
 	for i := range sent {
 		for range s.recs[i] {
 			sb.takeRecord().FreeM()
