@@ -58,6 +58,10 @@ func (so *Socket) input() {
 			limit = min(limit, left)
 		}
 	}
+	frag := inputFrag.Load() // SetInputFragment (MBUF_STRESS_TEST); 0: off
+	if frag != 0 {
+		limit = fragReadLimit(frag, limit)
+	}
 	sb.flags |= sbBusy
 	reserve := so.takeReserve()
 	sb.mu.Unlock()
@@ -66,6 +70,9 @@ func (so *Socket) input() {
 	if n == 0 && limit > mbuf.MCLBytes && errors.Is(err, syscall.ENOBUFS) {
 		limit = mbuf.MCLBytes
 		m, n, err = mbuf.ReadFd(so.fd, limit, mbuf.DontWait) // what little memory there is
+	}
+	if frag != 0 && n > 0 {
+		m = fragmentInput(frag, m)
 	}
 
 	sb.mu.Lock()
@@ -206,8 +213,8 @@ func (so *Socket) takeReserve() *mbuf.Mbuf {
 
 // waitMemory makes input wait for memory at the Limit: a short-lived goroutine allocates
 // one cluster with mbuf.Wait (woken by uma when any zone under the Limit gives memory
-// back), keeps it for the next input, and queues the input task. Only one runs per
-// socket; Close cancels it. so.rcv.mu is held.
+// back), keeps it for the next TCP input (a UDP socket frees it at once), and queues the
+// input task. Only one runs per socket; Close cancels it. so.rcv.mu is held.
 func (so *Socket) waitMemory() {
 	for {
 		s := so.state.Load()
@@ -225,7 +232,10 @@ func (so *Socket) waitMemory() {
 		x := so.extra()
 		x.mu.Lock()
 		if err == nil {
-			if so.state.Load()&ssClosed != 0 {
+			// Only TCP input takes the reserve; UDP input allocates a batch of its own,
+			// so for it the wait is only the wakeup. A reserve still unused is kept, not
+			// overwritten (which would leak it).
+			if so.state.Load()&ssClosed != 0 || x.reserve != nil || !so.ni.tcp() {
 				m.FreeM()
 			} else {
 				x.reserve = m
