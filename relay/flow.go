@@ -24,6 +24,7 @@ type flow struct {
 	extra  [2]atomic.Int64 // bytes sent by the relay itself (UDP datagrams that reached the listener)
 
 	closing atomic.Bool
+	abort   atomic.Bool  // a direction failed or went idle: close with a reset (SO_LINGER 0)
 	forget  func()       // if set, runs first when the flow closes
 	pending atomic.Int32 // directions still running
 	done    func()       // runs when both directions have ended
@@ -63,6 +64,12 @@ func (f *flow) ended(dir int, err error) {
 		err = errClosed
 	}
 	f.stats.ending(dir, err)
+	if err != nil && err != errClosed && !errors.Is(err, syscall.EFBIG) {
+		// A peer that reset, vanished or stalled will not take what is still queued
+		// for it: reset rather than let closed sockets hold their data and fds. Max
+		// (EFBIG) is a normal end: its bytes are delivered.
+		f.abort.Store(true)
+	}
 	switch {
 	case err == nil && !f.udp:
 		if cw, ok := f.dirs[dir].dst.(interface{ CloseWrite() error }); ok {
@@ -87,6 +94,13 @@ func (f *flow) close() {
 	}
 	if f.forget != nil {
 		f.forget()
+	}
+	if f.abort.Load() {
+		for _, c := range []net.Conn{f.client, f.target} {
+			if l, ok := c.(interface{ SetLinger(int) error }); ok {
+				l.SetLinger(0)
+			}
+		}
 	}
 	f.client.Close()
 	f.target.Close()

@@ -67,6 +67,11 @@ type sockExtra struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	reserve *mbuf.Mbuf // a cluster won by a memory wait, for the next input
+
+	linger      int        // SetLinger's seconds, lingerDefault (-1) for the default
+	lingerSet   bool       // SetLinger was called
+	lingerArmed bool       // lingerTimer was set up and armed by a closing drain
+	lingerTimer netq.Timer // ends a closing drain: lingerExpired
 }
 
 // sockHandler is the Socket's netq.Handler, kept off the exported method set.
@@ -362,6 +367,11 @@ func (so *Socket) doomed() {
 		}
 		x.mu.Unlock()
 	}
+	linger := so.lingerTime()
+	if linger == 0 {
+		so.abort() // SO_LINGER 0: discard and reset
+		return
+	}
 	so.snd.mu.Lock()
 	pending := so.snd.cc > 0 && so.state.Load()&ssConnected != 0 && so.soerr.Load() == 0
 	if !pending {
@@ -369,6 +379,7 @@ func (so *Socket) doomed() {
 	}
 	so.snd.mu.Unlock()
 	if pending {
+		so.lingerStart(linger)
 		so.output() // destroys the socket when the buffer is written
 		return
 	}
@@ -390,6 +401,7 @@ func (so *Socket) destroy() {
 	so.w.Unregister(so.fd)
 	so.w.Del(&so.inTask)
 	so.w.Del(&so.outTask)
+	so.lingerStop()
 	if sp := so.sp.Load(); sp != nil {
 		sp.release(so)
 	}
