@@ -13,6 +13,18 @@ const (
 	// DefaultUDPIdle is the idle timeout of a UDP relay that sets none: UDP has no end of
 	// flow, so without one a flow per client address would live for ever.
 	DefaultUDPIdle = time.Minute
+	// DefaultSockBuf is the size of the kernel socket buffers (SO_RCVBUF and SO_SNDBUF)
+	// of every socket a relay makes, unless the configuration says otherwise. Left to
+	// autotuning, Linux grows a TCP socket's buffers to net.ipv4.tcp_rmem/tcp_wmem's
+	// maximum (megabytes) per socket: a flood of stalled flows then parks its bytes in
+	// the kernel, beyond the memory limit and out of sight of RSS. 256 KiB per buffer
+	// still fills a 1 Gbit/s path with a 2 ms round trip.
+	DefaultSockBuf = 256 << 10
+	// MinSockBuf and MaxSockBuf bound a SockBuf that is not 0. Below 4 KiB Linux clamps
+	// the size anyway (SOCK_MIN_RCVBUF) and TCP crawls; above 1 GiB the doubled size the
+	// kernel keeps no longer fits its int.
+	MinSockBuf = 4 << 10
+	MaxSockBuf = 1 << 30
 )
 
 // Config is the whole configuration of a daemon: global settings and its relays.
@@ -27,6 +39,13 @@ type Config struct {
 	Workers int
 	// MemLimit is the byte limit over every mbuf and cluster zone; 0 is unlimited.
 	MemLimit int64
+	// SockBuf is the size, in bytes, of the kernel socket buffers (SO_RCVBUF and
+	// SO_SNDBUF) of every socket the relays make: accepted clients, dialled targets and
+	// UDP flows' sockets. With the socket engine it is also the high-water mark of the
+	// user-space sockbufs (a UDP send sockbuf keeps at least 64 KiB, so that any datagram
+	// fits). 0 leaves the kernel's autotuning. LoadConfig and `spliced run` give
+	// DefaultSockBuf when it is not set; a Config built in code has what it says.
+	SockBuf int64
 	// Grace is how long open flows may finish after SIGINT or SIGTERM; DefaultGrace if 0.
 	Grace time.Duration
 	// LogFormat is "text" or "json"; DefaultLogFormat if empty.

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -84,6 +85,10 @@ func TestParseConfigBad(t *testing.T) {
 		{"workers", "workers = -2\n" + head, []string{"t.toml:1:", "workers = -2"}},
 		{"log format", "log_format = \"xml\"\n" + head, []string{"t.toml:1:", `log_format = "xml"`}},
 		{"no relay", "grace = \"1s\"\n", []string{"no relay"}},
+		{"sockbuf small", "sockbuf = \"1KiB\"\n" + head, []string{"t.toml:1:", `sockbuf = "1KiB"`, "4KiB"}},
+		{"sockbuf large", "sockbuf = \"2GiB\"\n" + head, []string{"t.toml:1:", `sockbuf = "2GiB"`, "1GiB"}},
+		{"sockbuf negative", "sockbuf = -1\n" + head, []string{"t.toml:1:", "sockbuf = -1", "negative"}},
+		{"sockbuf unit", "sockbuf = \"64XB\"\n" + head, []string{"t.toml:1:", `sockbuf = "64XB"`, "bad size"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.text), "t.toml")
@@ -96,6 +101,38 @@ func TestParseConfigBad(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseConfigSockBuf checks the sockbuf key: absent is DefaultSockBuf, 0 is the
+// kernel's autotuning, sizes take units.
+func TestParseConfigSockBuf(t *testing.T) {
+	const head = "[[relay]]\nlisten = \"127.0.0.1:9000\"\ntargets = [\"127.0.0.1:80\"]\n"
+	for _, tc := range []struct {
+		line string
+		want int64
+	}{
+		{"", DefaultSockBuf},
+		{"sockbuf = 0\n", 0},
+		{"sockbuf = \"128KiB\"\n", 128 << 10},
+		{"sockbuf = 65536\n", 64 << 10},
+		{"sockbuf = \"4KiB\"\n", MinSockBuf},
+		{"sockbuf = \"1GiB\"\n", MaxSockBuf},
+	} {
+		c, err := ParseConfig([]byte(tc.line+head), "t.toml")
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		if c.SockBuf != tc.want {
+			t.Errorf("%q: SockBuf = %d, want %d", tc.line, c.SockBuf, tc.want)
+		}
+	}
+	c := Config{SockBuf: MinSockBuf - 1, Relays: []RelayConfig{{Name: "a", Listen: "127.0.0.1:1", Targets: []string{"127.0.0.1:2"}}}}
+	err := c.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "sockbuf" || ce.Value != "4095" {
+		t.Errorf("Validate of SockBuf 4095: %v", err)
 	}
 }
 

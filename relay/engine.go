@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,16 +33,56 @@ type engine interface {
 	moved(d *direction) int64
 }
 
-// newEngine returns the engine of a mode.
-func newEngine(m Mode, workers *netq.Group) (engine, error) {
+// newEngine returns the engine of a mode. Its sockets get kernel buffers of sockbuf's
+// size at the time each is made (0: the kernel's autotuning).
+func newEngine(m Mode, workers *netq.Group, sockbuf *atomic.Int64) (engine, error) {
 	switch m {
 	case ModeIOCopy:
-		return ioCopyEngine{}, nil
+		return ioCopyEngine{netEngine{sockbuf}}, nil
 	case ModeCopy:
-		return bufCopyEngine{}, nil
+		return bufCopyEngine{netEngine{sockbuf}}, nil
 	}
-	return newSocketEngine(m, workers)
+	return newSocketEngine(m, workers, sockbuf)
 }
+
+// minUDPSndBuf is the least send buffer a UDP socket gets, however small the configured
+// size: a datagram larger than the drain's send sockbuf cannot be spliced (EMSGSIZE), and
+// 64 KiB holds any datagram (DESIGN §5).
+const minUDPSndBuf = 64 << 10
+
+// bufferSetter is what *socket.Socket, *net.TCPConn and *net.UDPConn share for sizing
+// their buffers.
+type bufferSetter interface {
+	SetReadBuffer(n int) error
+	SetWriteBuffer(n int) error
+}
+
+// setSockBuf sizes the buffers of a new socket, as soreserve() at socket creation: the
+// receive buffer (SO_RCVBUF) to n and the send buffer (SO_SNDBUF) to n, or for UDP at
+// least minUDPSndBuf. Setting SO_RCVBUF or SO_SNDBUF also turns Linux's autotuning of
+// that buffer off (SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK), which is the point: a stalled
+// flow then holds at most about twice n in each kernel buffer (the kernel doubles the
+// size for its bookkeeping) instead of tcp_rmem's maximum. n = 0 leaves the socket alone.
+func setSockBuf(c net.Conn, n int64, udp bool) error {
+	if n <= 0 {
+		return nil
+	}
+	b, ok := c.(bufferSetter)
+	if !ok {
+		return fmt.Errorf("cannot size the buffers of a %T", c)
+	}
+	snd := int(n)
+	if udp {
+		snd = max(snd, minUDPSndBuf)
+	}
+	if err := b.SetReadBuffer(int(n)); err != nil {
+		return err
+	}
+	return b.SetWriteBuffer(snd)
+}
+
+// isUDP reports whether network names a UDP network.
+func isUDP(network string) bool { return strings.HasPrefix(network, "udp") }
 
 // A direction is one half of a flow: bytes from src to dst.
 type direction struct {
@@ -50,18 +91,66 @@ type direction struct {
 }
 
 // netEngine makes plain package-net sockets, for the baselines.
-type netEngine struct{}
-
-func (netEngine) listen(network, addr string) (net.Listener, error) {
-	return net.Listen(network, addr)
+type netEngine struct {
+	sockbuf *atomic.Int64 // nil: the kernel's autotuning
 }
 
-func (netEngine) dial(ctx context.Context, network, addr string, _ net.Conn) (net.Conn, error) {
+// size returns the buffer size for a new socket.
+func (e netEngine) size() int64 {
+	if e.sockbuf == nil {
+		return 0
+	}
+	return e.sockbuf.Load()
+}
+
+func (e netEngine) listen(network, addr string) (net.Listener, error) {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return netListener{l, e}, nil
+}
+
+// netListener sizes the buffers of the connections it accepts.
+type netListener struct {
+	net.Listener
+	e netEngine
+}
+
+func (l netListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if err := setSockBuf(c, l.e.size(), false); err != nil {
+			// A connection that cannot be sized is refused, not relayed unbounded.
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+func (e netEngine) dial(ctx context.Context, network, addr string, _ net.Conn) (net.Conn, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := setSockBuf(c, e.size(), isUDP(network)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
-func (netEngine) fromConn(c *net.UDPConn) (net.Conn, error) { return c, nil }
+func (e netEngine) fromConn(c *net.UDPConn) (net.Conn, error) {
+	if err := setSockBuf(c, e.size(), true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
 func (netEngine) moved(d *direction) int64 { return d.n.Load() }
 

@@ -17,11 +17,13 @@ type socketEngine struct {
 	mode    socket.SpliceMode
 	workers *netq.Group // nil: netq.Default()
 	next    *atomic.Uint32
+	sockbuf *atomic.Int64 // nil: the kernel's autotuning
 }
 
-// newSocketEngine returns the engine that splices with package socket on workers.
-func newSocketEngine(m Mode, workers *netq.Group) (engine, error) {
-	e := socketEngine{workers: workers, next: new(atomic.Uint32)}
+// newSocketEngine returns the engine that splices with package socket on workers; its
+// sockets get buffers of sockbuf's size when they are made.
+func newSocketEngine(m Mode, workers *netq.Group, sockbuf *atomic.Int64) (engine, error) {
+	e := socketEngine{workers: workers, next: new(atomic.Uint32), sockbuf: sockbuf}
 	switch m {
 	case ModeAuto, "":
 		e.mode = socket.SpliceAuto
@@ -41,18 +43,38 @@ func (e socketEngine) listen(network, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return socketListener{l}, nil
+	return socketListener{l, e}, nil
 }
 
-// socketListener is a *socket.Listener as a net.Listener.
-type socketListener struct{ *socket.Listener }
+// size returns the buffer size for a new socket.
+func (e socketEngine) size() int64 {
+	if e.sockbuf == nil {
+		return 0
+	}
+	return e.sockbuf.Load()
+}
+
+// socketListener is a *socket.Listener as a net.Listener. It sizes the buffers of every
+// socket it accepts: Socket.SetReadBuffer and SetWriteBuffer set the user-space
+// sockbuf's high-water mark and the kernel socket's SO_RCVBUF/SO_SNDBUF alike.
+type socketListener struct {
+	*socket.Listener
+	e socketEngine
+}
 
 func (l socketListener) Accept() (net.Conn, error) {
-	s, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		s, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if err := setSockBuf(s, l.e.size(), false); err != nil {
+			// A socket that cannot be sized is refused, not relayed unbounded.
+			s.Close()
+			continue
+		}
+		return s, nil
 	}
-	return s, nil
 }
 
 // dial connects on near's worker, so that both ends of the flow's splices share it.
@@ -65,6 +87,12 @@ func (e socketEngine) dial(ctx context.Context, network, addr string, near net.C
 	if err != nil {
 		return nil, err
 	}
+	// After the connect, so the SYN's window scale is the kernel's default; the window
+	// then never grows past the buffer.
+	if err := setSockBuf(s, e.size(), isUDP(network)); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -75,6 +103,10 @@ func (e socketEngine) fromConn(c *net.UDPConn) (net.Conn, error) {
 	}
 	s, err := socket.FromConnOn(c, w)
 	if err != nil {
+		return nil, err
+	}
+	if err := setSockBuf(s, e.size(), true); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil

@@ -95,6 +95,7 @@ type rawConfig struct {
 	AdminPublic rawValue   `toml:"admin_public"`
 	Workers     rawValue   `toml:"workers"`
 	MemLimit    rawValue   `toml:"mem_limit"`
+	SockBuf     rawValue   `toml:"sockbuf"`
 	Grace       rawValue   `toml:"grace"`
 	LogFormat   rawValue   `toml:"log_format"`
 	Relay       []rawRelay `toml:"relay"`
@@ -249,6 +250,8 @@ func (c *config) convert(raw *rawConfig) {
 	c.boolean("admin_public", raw.AdminPublic, &cfg.AdminPublic)
 	c.integer("workers", raw.Workers, &cfg.Workers)
 	c.size("mem_limit", raw.MemLimit, &cfg.MemLimit)
+	cfg.SockBuf = DefaultSockBuf // a file without the key gets the default; 0 is autotuning
+	c.size("sockbuf", raw.SockBuf, &cfg.SockBuf)
 	c.duration("grace", raw.Grace, &cfg.Grace)
 	c.str("log_format", raw.LogFormat, &cfg.LogFormat)
 	for i := range raw.Relay {
@@ -344,5 +347,5 @@ func knownKeys(relay bool) string {
 	if relay {
 		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol"
 	}
-	return "admin, admin_public, workers, mem_limit, grace, log_format, [[relay]]"
+	return "admin, admin_public, workers, mem_limit, sockbuf, grace, log_format, [[relay]]"
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/softnet-go/softnet/netq"
 )
@@ -21,6 +22,7 @@ type Server struct {
 	ctx     context.Context // canceled when a shutdown's grace runs out: aborts dials
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine serving a flow
+	sockbuf atomic.Int64   // SO_RCVBUF/SO_SNDBUF of new sockets; 0: autotuning
 
 	mu      sync.Mutex
 	running map[string]runner      // by relay name
@@ -42,6 +44,9 @@ type ServerOptions struct {
 	Log *slog.Logger
 	// Workers are the softnet workers the relays' sockets run on; netq.Default() if nil.
 	Workers *netq.Group
+	// SockBuf is the size of the kernel socket buffers (SO_RCVBUF and SO_SNDBUF) of every
+	// socket the relays make, as Config.SockBuf; 0 leaves the kernel's autotuning.
+	SockBuf int64
 }
 
 // NewServer returns a Server with no relays.
@@ -50,9 +55,15 @@ func NewServer(opt ServerOptions) *Server {
 		opt.Log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
+	s := &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
 		running: map[string]runner{}, stats: map[string]*relayStats{}}
+	s.sockbuf.Store(opt.SockBuf)
+	return s
 }
+
+// SetSockBuf changes the size of the kernel socket buffers of the sockets made from now
+// on (0: the kernel's autotuning); open flows keep theirs. A reload calls it.
+func (s *Server) SetSockBuf(n int64) { s.sockbuf.Store(n) }
 
 // Apply makes the running relays those of relays, which should have passed
 // Config.Validate. A relay whose name, protocol and listen address are unchanged keeps
@@ -95,7 +106,7 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	var errs []error
 	for i := range relays {
 		cfg := relays[i]
-		eng, err := newEngine(cfg.Mode, s.workers)
+		eng, err := newEngine(cfg.Mode, s.workers, &s.sockbuf)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
 			continue

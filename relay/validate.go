@@ -33,6 +33,10 @@ func (c *Config) Validate() error {
 	if c.MemLimit < 0 {
 		global("mem_limit", strconv.FormatInt(c.MemLimit, 10), errors.New("must not be negative"))
 	}
+	if c.SockBuf != 0 && (c.SockBuf < MinSockBuf || c.SockBuf > MaxSockBuf) {
+		global("sockbuf", strconv.FormatInt(c.SockBuf, 10), fmt.Errorf("must be 0 (the kernel's autotuning) or from %s to %s",
+			FormatSize(MinSockBuf), FormatSize(MaxSockBuf)))
+	}
 	if c.Grace < 0 {
 		global("grace", strconv.Quote(c.Grace.String()), errors.New("must not be negative"))
 	}

@@ -35,6 +35,7 @@ type runFlags struct {
 	to                    []string
 	udp, adminPublic      bool
 	max, memLimit         int64
+	sockbuf               int64
 	idle, grace           time.Duration
 	mode, proxy           string
 	workers               int
@@ -49,12 +50,13 @@ var relayFlags = []string{"listen", "to", "udp", "max", "idle", "mode", "proxy-p
 var flagOf = map[string]string{
 	"listen": "--listen", "targets": "--to", "max": "--max", "idle": "--idle", "mode": "--mode",
 	"proxy_protocol": "--proxy-protocol", "admin": "--admin", "workers": "--workers",
-	"mem_limit": "--mem-limit", "grace": "--grace", "log_format": "--log-format", "protocol": "--udp",
+	"mem_limit": "--mem-limit", "sockbuf": "--sockbuf", "grace": "--grace", "log_format": "--log-format", "protocol": "--udp",
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("run", runUsage, stdout, stderr)
-	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info"}
+	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info",
+		sockbuf: relay.DefaultSockBuf}
 	fs := c.fs
 	fs.StringVar(&f.config, "config", "", "read the relays from the TOML `FILE`")
 	fs.StringVar(&f.listen, "listen", "", "accept clients on `ADDR` (host:port; port 0 picks one)")
@@ -67,6 +69,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(choiceFlag{&f.proxy, []string{"none", "v1", "v2"}}, "proxy-protocol", "send a PROXY protocol header of `VERSION` v1 or v2 to the target (TCP only)")
 	fs.IntVar(&f.workers, "workers", 0, "softnet workers (event loops), `N`; 0 is one per CPU")
 	fs.Var(sizeFlag{&f.memLimit}, "mem-limit", "limit the memory of every mbuf and cluster zone to `SIZE`; 0 is unlimited")
+	fs.Var(sizeFlag{&f.sockbuf}, "sockbuf", "size the kernel socket buffers (SO_RCVBUF, SO_SNDBUF) of every client and target socket to `SIZE`, "+
+		"so that stalled flows cannot park megabytes each in the kernel, beyond --mem-limit; 0 leaves Linux's autotuning")
 	fs.StringVar(&f.admin, "admin", f.admin, "serve /metrics, /debug/mbuf, /debug/pprof/ and /healthz on `ADDR`; \"off\" for none")
 	fs.BoolVar(&f.adminPublic, "admin-public", false, "allow --admin on a non-loopback address")
 	fs.Var(durationFlag{&f.grace}, "grace", "at SIGINT/SIGTERM, let open flows finish for `DURATION`")
@@ -80,7 +84,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(stderr, cfg.LogFormat, f.logLevel)
-	pinned := map[string]bool{"mem_limit": c.set("mem-limit"), "grace": c.set("grace")}
+	pinned := map[string]bool{"mem_limit": c.set("mem-limit"), "sockbuf": c.set("sockbuf"), "grace": c.set("grace")}
 	if err := serve(cfg, f.config, pinned, log); err != nil {
 		log.Error(err.Error())
 		return 1
@@ -112,13 +116,15 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 		}
 		r.Name = r.Protocol + "-" + r.Listen
 		r.ProxyProtocol, _ = relay.ParseProxyVersion(f.proxy)
-		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text"}
+		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text",
+			SockBuf: relay.DefaultSockBuf}
 	}
 	overrides := map[string]func(){
 		"admin":        func() { cfg.Admin = f.admin },
 		"admin-public": func() { cfg.AdminPublic = f.adminPublic },
 		"workers":      func() { cfg.Workers = f.workers },
 		"mem-limit":    func() { cfg.MemLimit = f.memLimit },
+		"sockbuf":      func() { cfg.SockBuf = f.sockbuf },
 		"grace":        func() { cfg.Grace = f.grace },
 		"log-format":   func() { cfg.LogFormat = f.logFormat },
 	}
@@ -194,7 +200,7 @@ func serve(cfg *relay.Config, configFile string, pinned map[string]bool, log *sl
 	if err != nil {
 		return err
 	}
-	srv := relay.NewServer(relay.ServerOptions{Log: log, Workers: mem.workers})
+	srv := relay.NewServer(relay.ServerOptions{Log: log, Workers: mem.workers, SockBuf: cfg.SockBuf})
 	if err := srv.Apply(cfg.Relays); err != nil {
 		srv.Shutdown(context.Background())
 		return err
@@ -249,7 +255,8 @@ func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.S
 		return cur
 	}
 	// A changed admin address, worker count or log format needs a restart; the memory
-	// limit and the grace period take the file's values, unless flags set them.
+	// limit, the socket buffer size (for new sockets) and the grace period take the
+	// file's values, unless flags set them.
 	next.Admin, next.AdminPublic, next.Workers, next.LogFormat = cur.Admin, cur.AdminPublic, cur.Workers, cur.LogFormat
 	if next.Grace == 0 || pinned["grace"] {
 		next.Grace = cur.Grace
@@ -262,6 +269,12 @@ func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.S
 			log.Error("SIGHUP: memory limit not changed", "err", err.Error())
 			next.MemLimit = cur.MemLimit
 		}
+	}
+	if pinned["sockbuf"] {
+		next.SockBuf = cur.SockBuf
+	}
+	if next.SockBuf != cur.SockBuf {
+		srv.SetSockBuf(next.SockBuf)
 	}
 	if err := srv.Apply(next.Relays); err != nil {
 		log.Error("SIGHUP: some relays did not start", "err", err.Error())
