@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +29,78 @@ type tcpRelay struct {
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64 // round-robin position among the targets
 	done  chan struct{}
+	short shortage // running out of descriptors (or memory) to accept or connect with
+}
+
+// A shortage is a spell of accept failures (typically EMFILE, ENFILE, ENOBUFS, ENOMEM:
+// out of descriptors or memory), and of target connects that fail for the same want. It
+// is logged once when it starts and once when it is over, with the count of failures in
+// between, rather than once a failure: a flood of clients must not become a flood of log
+// lines. It is over when a client accepted after the last failure gets its flow set up.
+// Spells that start within shortageLogEvery of the last one logged are not logged (a
+// relay living at its descriptor limit would otherwise log every flow that ends); the
+// next one logged says how many were not.
+type shortage struct {
+	seq      atomic.Uint64 // failures ever: a flow set up with no failure since its accept ends a spell
+	active   atomic.Bool   // on, for ok's fast path
+	mu       sync.Mutex
+	on       bool
+	logged   bool // this spell's start was logged
+	since    time.Time
+	failures int64 // in this spell
+	warned   time.Time
+	unlogged int64 // spells not logged since the last one logged
+}
+
+// shortageLogEvery is the least time between two logged spells of a shortage.
+const shortageLogEvery = 10 * time.Second
+
+// fail counts a failure of op and logs it if it starts a shortage.
+func (s *shortage) fail(log *slog.Logger, op string, err error, retry time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq.Add(1)
+	s.failures++
+	if s.on {
+		return
+	}
+	now := time.Now()
+	s.on, s.since = true, now
+	s.active.Store(true)
+	s.logged = s.warned.IsZero() || now.Sub(s.warned) >= shortageLogEvery
+	if !s.logged {
+		s.unlogged++
+		return
+	}
+	s.warned = now
+	log.Warn("accept failing: backing off (logged once until it recovers)",
+		"op", op, "err", err, "retry_in", retry, "spells_not_logged", s.unlogged)
+	s.unlogged = 0
+}
+
+// ok ends a shortage, if one is on and no failure came since the flow being set up was
+// accepted (seq is s.seq then).
+func (s *shortage) ok(log *slog.Logger, seq uint64) {
+	if !s.active.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.on || s.seq.Load() != seq {
+		return
+	}
+	if s.logged {
+		log.Info("accepting again", "failures", s.failures,
+			"after", time.Since(s.since).Round(time.Millisecond))
+	}
+	s.on, s.failures = false, 0
+	s.active.Store(false)
+}
+
+// isShortage reports whether err means the process ran out of descriptors or memory.
+func isShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 func (r *tcpRelay) settings() *settings { return r.cur.Load() }
@@ -54,32 +128,42 @@ func (r *tcpRelay) acceptLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors or memory: wait a little, as net/http does.
+			// Out of descriptors or memory: wait a little, as net/http does, and say
+			// so once for the whole spell, not once a failure.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			r.log.Warn("accept failed", "err", err, "retry_in", delay)
+			r.short.fail(r.log, "accept", err, delay)
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
+		seq := r.short.seq.Load()
 		r.stats.accept()
 		r.srv.wg.Add(1)
 		go func() {
 			defer r.srv.wg.Done()
-			r.serve(c)
+			r.serve(c, seq)
 		}()
 	}
 }
 
 // serve relays one client: connect to a target, send the PROXY header, splice both ways.
-func (r *tcpRelay) serve(c net.Conn) {
+// seq is r.short's failure count when c was accepted.
+func (r *tcpRelay) serve(c net.Conn, seq uint64) {
 	s := r.settings()
 	t, err := r.dialTarget(s, c)
 	if err != nil {
 		r.stats.fail("connect")
-		r.log.Warn("no target reachable; closing the client", "client", c.RemoteAddr(), "err", err)
+		if isShortage(err) {
+			// No descriptor for the target: part of a shortage, logged once for all.
+			r.short.fail(r.log, "connect", err, 0)
+			r.log.Debug("no descriptor to connect to a target; closing the client", "client", c.RemoteAddr(), "err", err)
+		} else {
+			r.log.Warn("no target reachable; closing the client", "client", c.RemoteAddr(), "err", err)
+		}
 		c.Close()
 		return
 	}
+	r.short.ok(r.log, seq)
 	if v := s.cfg.ProxyProtocol; v != ProxyNone {
 		// The header is written to the target before the client's bytes are spliced
 		// behind it: the owner of a drain may write to it, and what it writes before the
