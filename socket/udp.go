@@ -14,11 +14,12 @@ import (
 )
 
 const (
-	udpBatch = 16                       // datagrams per recvmmsg / sendmmsg
-	udpIov   = 64                       // iovecs per message sent (a GSO message: one per datagram)
-	gsoMax   = 65000                    // payload bytes of one UDP GSO message
-	udpOver  = 65536 - mbuf.MCLBytes    // overflow room behind a datagram's 2 KiB cluster
-	nameLen  = unix.SizeofSockaddrInet6 // room for either family's sockaddr
+	udpBatch  = 16                       // datagrams per recvmmsg / sendmmsg
+	uioMaxIov = 1024                     // UIO_MAXIOV: the most iovecs one sendmsg takes
+	udpIov    = 64                       // iovecs per message sent (a GSO message: one per datagram)
+	gsoMax    = 65000                    // payload bytes of one UDP GSO message
+	udpOver   = 65536 - mbuf.MCLBytes    // overflow room behind a datagram's 2 KiB cluster
+	nameLen   = unix.SizeofSockaddrInet6 // room for either family's sockaddr
 )
 
 // gsoOn is whether UDP GSO may be used; the first EIO turns it off, as wireguard-go does.
@@ -392,6 +393,16 @@ func sendFlat(fd int, r *mbuf.Mbuf) (int, error) {
 		m = m.Next()
 	}
 	bufs := appendBuffers(nil, m)
+	if len(bufs) > uioMaxIov {
+		// More segments than one sendmsg takes (UIO_MAXIOV): copy them into one
+		// buffer, or the kernel refuses the datagram with EMSGSIZE. Only a chain
+		// fragmented past reason (m_fragment) gets here.
+		var flat []byte
+		for _, b := range bufs {
+			flat = append(flat, b...)
+		}
+		bufs = [][]byte{flat}
+	}
 	for {
 		_, err := unix.SendmsgBuffers(fd, bufs, nil, to, unix.MSG_NOSIGNAL)
 		if err == unix.EINTR {

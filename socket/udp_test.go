@@ -238,3 +238,40 @@ func TestUDPFromConn(t *testing.T) {
 		t.Fatalf("%q from %v: %v", buf[:n], from, err)
 	}
 }
+
+// TestUDPSendManySegments: a datagram in more mbufs than one sendmsg takes (UIO_MAXIOV,
+// 1024), as m_fragment makes, still goes out whole.
+func TestUDPSendManySegments(t *testing.T) {
+	clean(t)
+	srv, cli := udpPair(t, "udp", "127.0.0.1:0")
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	want := randBytes(99, 1500)
+	m, err := mbuf.GetHdr(mbuf.DontWait, mbuf.MTData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Append(want, mbuf.DontWait); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = m.Fragment(mbuf.DontWait, 1); err != nil {
+		t.Fatal(err)
+	}
+	segs := 0
+	for x := m; x != nil; x = x.Next() {
+		segs++
+	}
+	if n := segs; n <= 1024 {
+		t.Fatalf("the chain has %d mbufs; the test needs more than 1024", n)
+	}
+	if err := cli.Send(m); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2000)
+	n, err := srv.Read(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:n], want) {
+		t.Fatalf("got %d bytes, want the %d sent", n, len(want))
+	}
+}
