@@ -17,6 +17,10 @@ var (
 	descTargetFail = prometheus.NewDesc("spliced_target_failures_total",
 		"Connects to a target that failed (refused, unreachable, timed out); the next target was tried.",
 		[]string{"relay", "target"}, nil)
+	descDropped = prometheus.NewDesc("spliced_datagrams_dropped_total",
+		"UDP datagrams read from a client that the relay could not send on, by reason: nobufs "+
+			"(the memory limit), error. Drops in the kernel's socket buffers are not counted here.",
+		[]string{"relay", "reason"}, nil)
 	descBytes = prometheus.NewDesc("spliced_bytes_total",
 		"Bytes moved, by relay and direction (to_target: client to target; to_client: target to client).",
 		[]string{"relay", "direction"}, nil)
@@ -75,7 +79,7 @@ func Zones(s *mbuf.Stat) []uma.ZoneStats {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descTargetFail, descBytes,
+	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descTargetFail, descDropped, descBytes,
 		descEndings, descZoneInUse, descZoneCached, descZoneItemSize, descZoneLimit, descZoneRequests,
 		descZoneFailures, descZoneSleeps, descMemLimit, descMemUsed, descMemPeak, descMemWaiters,
 		descMemRefused, descMemWakeups} {
@@ -100,6 +104,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for t, n := range sn.refused {
 			counter(descTargetFail, n, sn.name, t)
+		}
+		for why, n := range sn.dropped {
+			counter(descDropped, n, sn.name, why)
 		}
 		for dir := range 2 {
 			counter(descBytes, sn.bytes[dir], sn.name, dirNames[dir])

@@ -25,6 +25,7 @@ type relayStats struct {
 	accepted int64
 	failed   map[string]int64    // flows that never started, by reason
 	refused  map[string]int64    // target dials that failed, by target
+	dropped  map[string]int64    // UDP datagrams the relay itself could not pass on, by reason
 	bytes    [2]int64            // bytes of flows that have ended, by direction
 	endings  [2]map[string]int64 // splice endings by direction and reason
 	closed   bool                // the server shut down: no flow may start
@@ -36,6 +37,7 @@ func newRelayStats(name string) *relayStats {
 		active:  map[*flow]struct{}{},
 		failed:  map[string]int64{},
 		refused: map[string]int64{},
+		dropped: map[string]int64{},
 		endings: [2]map[string]int64{{}, {}},
 	}
 }
@@ -81,6 +83,19 @@ func (s *relayStats) fail(why string) {
 	s.mu.Unlock()
 }
 
+// drop counts a UDP datagram the relay read from a client but could not send on (the
+// first datagrams of a new flow go through the listener), by reason: nobufs at the
+// memory limit, or error.
+func (s *relayStats) drop(err error) {
+	why := "error"
+	if errors.Is(err, syscall.ENOBUFS) {
+		why = "nobufs"
+	}
+	s.mu.Lock()
+	s.dropped[why]++
+	s.mu.Unlock()
+}
+
 func (s *relayStats) targetFailed(target string) {
 	s.mu.Lock()
 	s.refused[target]++
@@ -94,6 +109,7 @@ type snapshot struct {
 	active   int
 	failed   map[string]int64
 	refused  map[string]int64
+	dropped  map[string]int64
 	bytes    [2]int64
 	endings  [2]map[string]int64
 }
@@ -107,6 +123,7 @@ func (s *relayStats) snapshot() snapshot {
 		active:   len(s.active),
 		failed:   clone(s.failed),
 		refused:  clone(s.refused),
+		dropped:  clone(s.dropped),
 		bytes:    s.bytes,
 		endings:  [2]map[string]int64{clone(s.endings[0]), clone(s.endings[1])},
 	}

@@ -108,6 +108,8 @@ func (r *udpRelay) readLoop() {
 		}
 		if _, err := f.target.Write(buf[:n]); err == nil {
 			f.extra[toTarget].Add(int64(n))
+		} else {
+			r.stats.drop(err)
 		}
 	}
 }

@@ -653,14 +653,20 @@ func TestFloodUDP(t *testing.T) {
 		t.Errorf("no datagram dropped anywhere: the flood did not overflow the target")
 	}
 	// Sent but not relayed: dropped by the kernel at the relay's full sockets, or
-	// inside the relay. The relay's listener read loop drops, with no count of its own, a
-	// datagram it cannot allocate for at the limit (relay/udp.go: an ENOBUFS from the
-	// target socket's Write); each such refusal is one of spliced_zone_failures_total.
+	// inside the relay at the memory limit. The listener's read loop counts what it
+	// cannot pass on (spliced_datagrams_dropped_total); the rest, a few hundred in
+	// millions, is not yet attributed to a counter, but each is one of the allocations
+	// refused at the limit (spliced_zone_failures_total), so that bounds it.
 	inside := int64(total-relayed) - relayDrops
-	t.Logf("dropped inside the relay (not by the kernel): %d, against %v allocations refused at the limit", inside, failures)
-	if inside < 0 || float64(inside) > failures {
-		t.Errorf("%d datagrams sent but not relayed; the relay's sockets dropped %d, and %v allocations were refused: %d unaccounted for",
-			total-relayed, relayDrops, failures, inside)
+	counted := int64(0)
+	for _, m := range mf["spliced_datagrams_dropped_total"].GetMetric() {
+		counted += int64(m.GetCounter().GetValue())
+	}
+	t.Logf("dropped inside the relay (not by the kernel): %d, %d of them counted by spliced_datagrams_dropped_total, against %v allocations refused at the limit",
+		inside, counted, failures)
+	if unexplained := inside - counted; unexplained < 0 || float64(unexplained) > failures {
+		t.Errorf("%d datagrams sent but not relayed; the relay's sockets dropped %d, the relay counted %d, and %v allocations were refused: %d unaccounted for",
+			total-relayed, relayDrops, counted, failures, unexplained)
 	}
 	if lost := relayed - delivered; int64(lost) != targetDrops {
 		t.Errorf("%d datagrams relayed but not delivered; the target's socket dropped %d", lost, targetDrops)
