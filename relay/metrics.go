@@ -19,7 +19,7 @@ var (
 		[]string{"relay", "target"}, nil)
 	descDropped = prometheus.NewDesc("spliced_datagrams_dropped_total",
 		"UDP datagrams read from a client that the relay could not send on, by reason: nobufs "+
-			"(the memory limit), error. Drops in the kernel's socket buffers are not counted here.",
+			"(the memory limit), no_flow (the client's flow could not be set up), error. Drops in the kernel's socket buffers are not counted here.",
 		[]string{"relay", "reason"}, nil)
 	descBytes = prometheus.NewDesc("spliced_bytes_total",
 		"Bytes moved, by relay and direction (to_target: client to target; to_client: target to client).",

@@ -83,13 +83,19 @@ func (s *relayStats) fail(why string) {
 	s.mu.Unlock()
 }
 
+// errNoFlow is the drop reason of a datagram whose client could get no flow.
+var errNoFlow = errors.New("no flow for the client")
+
 // drop counts a UDP datagram the relay read from a client but could not send on (the
 // first datagrams of a new flow go through the listener), by reason: nobufs at the
-// memory limit, or error.
+// memory limit, no_flow when the client's flow could not be set up, or error.
 func (s *relayStats) drop(err error) {
 	why := "error"
-	if errors.Is(err, syscall.ENOBUFS) {
+	switch {
+	case errors.Is(err, syscall.ENOBUFS):
 		why = "nobufs"
+	case err == errNoFlow:
+		why = "no_flow"
 	}
 	s.mu.Lock()
 	s.dropped[why]++

@@ -103,6 +103,7 @@ func (r *udpRelay) readLoop() {
 		if f == nil {
 			f = r.newFlow(from)
 			if f == nil {
+				r.stats.drop(errNoFlow) // counted and logged as the flow's failure too
 				continue
 			}
 		}
