@@ -125,7 +125,7 @@ func (so *Socket) udpInput() {
 	sb.mu.Unlock()
 
 	s := so.udpScratch()
-	got, err := so.recvBatch(s, n)
+	got, n, err := so.recvBatch(s, n) // n shrinks when memory ran short for the batch
 	connected := so.state.Load()&ssConnected != 0
 
 	sb.mu.Lock()
@@ -169,13 +169,16 @@ func (so *Socket) udpInput() {
 	sb.mu.Unlock()
 }
 
-// recvBatch reads up to n datagrams with one recvmmsg into s.ms (pkthdr chains).
-func (so *Socket) recvBatch(s *udpScratch, n int) (int, error) {
+// recvBatch reads up to n datagrams with one recvmmsg into s.ms (pkthdr chains). It
+// returns how many it read and the batch it tried, fewer than n when there were not
+// clusters for all: a full batch means more may be waiting, and the caller must not
+// take a short one for an empty queue (edge-triggered epoll would not tell it again).
+func (so *Socket) recvBatch(s *udpScratch, n int) (int, int, error) {
 	for i := range n {
 		m, err := mbuf.GetCL(mbuf.DontWait, mbuf.MTData, mbuf.MPktHdr)
 		if err != nil {
 			if i == 0 {
-				return 0, err
+				return 0, 0, err
 			}
 			n = i
 			break
@@ -223,7 +226,7 @@ func (so *Socket) recvBatch(s *udpScratch, n int) (int, error) {
 		}
 		m.PktHdr().Len = k
 	}
-	return got, err
+	return got, n, err
 }
 
 // udpOutput is udp_output's part: on the worker, one sendmmsg of up to udpBatch records
