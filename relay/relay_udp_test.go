@@ -87,3 +87,62 @@ func TestUDPFlows(t *testing.T) {
 		}
 	})
 }
+
+// TestUDPManyNewClientsAtOnce: clients whose first datagrams arrive together, while the
+// relay is opening other clients' sockets, each get their own flow, and every reply
+// carries only their own data. A new flow's socket is an unconnected member of the
+// listener's SO_REUSEPORT group between its bind and its connect, so the kernel may
+// queue another client's datagram on it; spliced as is, it would go to the target as
+// the wrong client's.
+func TestUDPManyNewClientsAtOnce(t *testing.T) {
+	target := udpEcho(t)
+	srv, addr := startServer(t, RelayConfig{Protocol: "udp", Targets: []string{target}})
+	const clients, rounds = 200, 2
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := make(chan struct{})
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("udp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			<-start
+			tag := fmt.Appendf(nil, "client %d", c)
+			buf := make([]byte, 100)
+			for r := range rounds {
+				msg := fmt.Appendf(nil, "%s round %d", tag, r)
+				// UDP: resend until the echo comes (loopback rarely drops).
+				for try := 0; ; try++ {
+					conn.Write(msg)
+					conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+					n, err := conn.Read(buf)
+					if err == nil {
+						if !bytes.HasPrefix(buf[:n], append([]byte("echo:"), append(tag, ' ')...)) {
+							errs <- fmt.Errorf("%s got %q: another client's datagram", tag, buf[:n])
+							return
+						}
+						break
+					}
+					if try == 25 {
+						errs <- fmt.Errorf("%s round %d: no echo in 5 s", tag, r)
+						return
+					}
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := srv.allStats()[0].snapshot().accepted; got != clients {
+		t.Errorf("%d flows for %d clients", got, clients)
+	}
+}

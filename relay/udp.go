@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // udpRelay keeps a flow per client address. The listener receives a client's first
@@ -96,28 +98,83 @@ func (r *udpRelay) readLoop() {
 			r.log.Debug("read failed", "err", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		r.mu.Lock()
-		f := r.flows[from]
-		r.mu.Unlock()
-		if f == nil {
-			f = r.newFlow(from)
-			if f == nil {
-				r.stats.drop(errNoFlow) // counted and logged as the flow's failure too
-				continue
+		r.dispatch(from, buf[:n])
+	}
+}
+
+// dispatch sends on a datagram from a client that reached the listener (or a new flow's
+// socket before it was connected), making the client's flow if it has none.
+func (r *udpRelay) dispatch(from netip.AddrPort, b []byte) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	r.mu.Lock()
+	f := r.flows[from]
+	r.mu.Unlock()
+	if f == nil {
+		if f = r.newFlow(from, b); f == nil {
+			r.stats.drop(errNoFlow) // counted and logged as the flow's failure too
+		}
+		return
+	}
+	r.sendOn(f, b)
+}
+
+func (r *udpRelay) sendOn(f *flow, b []byte) {
+	if _, err := f.target.Write(b); err == nil {
+		f.extra[toTarget].Add(int64(len(b)))
+	} else {
+		r.stats.drop(err)
+	}
+}
+
+// A stray is a datagram that reached a new flow's socket from another client.
+type stray struct {
+	from netip.AddrPort
+	data []byte
+}
+
+// takeStrays empties the queue of a client's socket just connected. Between its bind
+// and its connect it was an unconnected member of the listener's SO_REUSEPORT group, so
+// the kernel may have queued other clients' datagrams on it; splicing them would send
+// them on as this client's. It returns this client's datagrams and the others'.
+func takeStrays(c *net.UDPConn, client netip.AddrPort) (own [][]byte, others []stray) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, nil
+	}
+	buf := make([]byte, 64<<10)
+	// A non-blocking recvfrom on the raw fd: package net's reads check the deadline
+	// before they try the system call, so a past deadline would read nothing.
+	rc.Read(func(fd uintptr) bool {
+		for {
+			n, sa, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				return true // EAGAIN: the queue is empty
+			}
+			d := append([]byte(nil), buf[:n]...)
+			if from := addrPortOf(sa); from == client {
+				own = append(own, d)
+			} else if from.IsValid() {
+				others = append(others, stray{from, d})
 			}
 		}
-		if _, err := f.target.Write(buf[:n]); err == nil {
-			f.extra[toTarget].Add(int64(n))
-		} else {
-			r.stats.drop(err)
-		}
+	})
+	return own, others
+}
+
+// addrPortOf converts a recvfrom source to an unmapped netip.AddrPort.
+func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
 	}
+	return netip.AddrPort{}
 }
 
 // newFlow opens the client's connected socket and a socket connected to the next target,
 // and starts splicing.
-func (r *udpRelay) newFlow(client netip.AddrPort) *flow {
+func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	s := r.settings()
 	r.stats.accept()
 	d := net.Dialer{LocalAddr: r.ln.LocalAddr(), Control: reusePort}
@@ -127,6 +184,12 @@ func (r *udpRelay) newFlow(client netip.AddrPort) *flow {
 		r.log.Warn("cannot open a socket for the client", "client", client, "err", err)
 		return nil
 	}
+	own, others := takeStrays(cc.(*net.UDPConn), client)
+	defer func() {
+		for _, st := range others {
+			r.dispatch(st.from, st.data)
+		}
+	}()
 	c, err := s.eng.fromConn(cc.(*net.UDPConn))
 	if err != nil {
 		cc.Close()
@@ -163,6 +226,12 @@ func (r *udpRelay) newFlow(client netip.AddrPort) *flow {
 	r.mu.Lock()
 	r.flows[client] = f
 	r.mu.Unlock()
+	// In order: the datagram that made the flow, then those that reached its socket
+	// before it was connected, then (spliced) the rest.
+	r.sendOn(f, first)
+	for _, d := range own {
+		r.sendOn(f, d)
+	}
 	r.log.Debug("flow started", "client", client, "target", addr)
 	r.srv.wg.Add(1)
 	f.start(s.cfg.Max, s.cfg.Idle, func() {
