@@ -411,8 +411,16 @@ func TestWaitContext(t *testing.T) {
 			t.Fatalf("GetJCL(Wait) at the limit = %v, want the context's error", err)
 		}
 	}
-	if _, err := GetJCL(DontWait, MTData, 0, MJum64Bytes); !errors.Is(err, syscall.ENOBUFS) {
-		t.Fatalf("GetJCL(DontWait) at the limit = %v, want ENOBUFS", err)
+	// A cluster may still turn up in some P's cache (one that reached the timed-out
+	// waiter as it gave up goes back to a cache): take those, then the limit holds.
+	for i := 0; ; i++ {
+		err := hold(GetJCL(DontWait, MTData, 0, MJum64Bytes))
+		if errors.Is(err, syscall.ENOBUFS) {
+			break
+		}
+		if err != nil || i == 16 {
+			t.Fatalf("GetJCL(DontWait) at the limit = %v after %d successes, want ENOBUFS", err, i)
+		}
 	}
 	// Freeing wakes a waiter.
 	got := make(chan error, 1)
