@@ -66,8 +66,9 @@ func spliced(t *testing.T, args ...string) (int, string, string) {
 type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	admin  string            // admin endpoint address
-	relays map[string]string // relay name → listen address
+	admin  string                                                            // admin endpoint address
+	relays map[string]string                                                 // relay name → listen address
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error) // for the admin endpoint; nil: net's
 	mu     sync.Mutex
 	logs   []map[string]any
 	exited chan struct{}
@@ -79,7 +80,14 @@ type daemon struct {
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
 	args = append([]string{"run", "--log-format", "json", "--log-level", "debug", "--admin", "127.0.0.1:0"}, args...)
-	d := &daemon{t: t, cmd: exec.Command(binary, args...), relays: map[string]string{}, exited: make(chan struct{})}
+	return launch(t, exec.Command(binary, args...), 10*time.Second)
+}
+
+// launch starts cmd, a `spliced run --log-format json`, possibly under a wrapper such as
+// `ip netns exec`, records its log, and waits (at most within) until it is ready.
+func launch(t *testing.T, cmd *exec.Cmd, within time.Duration) *daemon {
+	t.Helper()
+	d := &daemon{t: t, cmd: cmd, relays: map[string]string{}, exited: make(chan struct{})}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +132,8 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	case <-ready:
 	case <-d.exited:
 		t.Fatalf("spliced exited with %d before it was ready:\n%s", d.code, d.logText())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("spliced not ready in 10s:\n%s", d.logText())
+	case <-time.After(within):
+		t.Fatalf("spliced not ready in %v:\n%s", within, d.logText())
 	}
 	return d
 }
@@ -195,6 +203,11 @@ func (d *daemon) waitLog(msg string) map[string]any {
 func (d *daemon) get(path string) string {
 	d.t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
+	if d.dial != nil {
+		tr := &http.Transport{DisableKeepAlives: true, DialContext: d.dial}
+		defer tr.CloseIdleConnections()
+		c.Transport = tr
+	}
 	resp, err := c.Get("http://" + d.admin + path)
 	if err != nil {
 		d.t.Fatal(err)

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -23,8 +20,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -485,77 +480,20 @@ func nsCheckServerGot(t *testing.T, r nsEchoResult, data []byte) {
 // nsDaemon is a `spliced run` inside a namespace, with its admin endpoint on that
 // namespace's loopback.
 type nsDaemon struct {
-	t      *testing.T
-	ns     string
-	cmd    *exec.Cmd
-	admin  string
-	mu     sync.Mutex
-	logs   []map[string]any
-	exited chan struct{}
-	code   int
+	*daemon
+	ns string
 }
 
 // startNsDaemon starts `ip netns exec NS spliced run --log-format json --admin
 // 127.0.0.1:6060 ARGS` and waits until it is ready.
 func startNsDaemon(t *testing.T, ns string, args ...string) *nsDaemon {
 	t.Helper()
-	const admin = "127.0.0.1:6060"
-	args = append([]string{"netns", "exec", ns, binary, "run", "--log-format", "json", "--log-level", "debug", "--admin", admin}, args...)
-	d := &nsDaemon{t: t, ns: ns, cmd: exec.Command("ip", args...), admin: admin, exited: make(chan struct{})}
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) != nil {
-				rec = map[string]any{"msg": sc.Text()}
-			}
-			d.mu.Lock()
-			d.logs = append(d.logs, rec)
-			d.mu.Unlock()
-			if rec["msg"] == "ready" {
-				once.Do(func() { close(ready) })
-			}
-		}
-		d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.exited
-		if t.Failed() {
-			t.Logf("daemon log (%s):\n%s", ns, d.logText())
-		}
-	})
-	select {
-	case <-ready:
-	case <-d.exited:
-		t.Fatalf("spliced exited with %d before it was ready:\n%s", d.code, d.logText())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("spliced not ready in 15s:\n%s", d.logText())
+	args = append([]string{"netns", "exec", ns, binary, "run", "--log-format", "json", "--log-level", "debug", "--admin", "127.0.0.1:6060"}, args...)
+	d := &nsDaemon{daemon: launch(t, exec.Command("ip", args...), 15*time.Second), ns: ns}
+	d.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nsDial(ctx, ns, network, addr)
 	}
 	return d
-}
-
-func (d *nsDaemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var b strings.Builder
-	for _, r := range d.logs {
-		j, _ := json.Marshal(r)
-		b.Write(j)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // running fails the test if the daemon has exited.
@@ -566,39 +504,6 @@ func (d *nsDaemon) running() {
 		d.t.Fatalf("spliced exited with %d:\n%s", d.code, d.logText())
 	default:
 	}
-}
-
-// get fetches a path of the admin endpoint, from inside the daemon's namespace.
-func (d *nsDaemon) get(path string) string {
-	d.t.Helper()
-	tr := &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return nsDial(ctx, d.ns, network, addr)
-		},
-	}
-	defer tr.CloseIdleConnections()
-	c := http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + d.admin + path)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		d.t.Fatalf("GET %s: %s\n%s", path, resp.Status, b)
-	}
-	return string(b)
-}
-
-func (d *nsDaemon) metrics() map[string]*dto.MetricFamily {
-	d.t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := p.TextToMetricFamilies(strings.NewReader(d.get("/metrics")))
-	if err != nil {
-		d.t.Fatalf("/metrics does not parse: %v", err)
-	}
-	return mf
 }
 
 // waitIdle waits (at most within) until /metrics shows no active flow, and returns the
