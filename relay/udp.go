@@ -30,6 +30,8 @@ type udpRelay struct {
 
 	mu    sync.Mutex
 	flows map[netip.AddrPort]*flow
+
+	strayBuf []byte // takeStrays' buffer; newFlow runs only on readLoop's goroutine
 }
 
 func (r *udpRelay) settings() *settings { return r.cur.Load() }
@@ -136,12 +138,11 @@ type stray struct {
 // and its connect it was an unconnected member of the listener's SO_REUSEPORT group, so
 // the kernel may have queued other clients' datagrams on it; splicing them would send
 // them on as this client's. It returns this client's datagrams and the others'.
-func takeStrays(c *net.UDPConn, client netip.AddrPort) (own [][]byte, others []stray) {
+func takeStrays(c *net.UDPConn, client netip.AddrPort, buf []byte) (own [][]byte, others []stray) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, nil
 	}
-	buf := make([]byte, 64<<10)
 	// A non-blocking recvfrom on the raw fd: package net's reads check the deadline
 	// before they try the system call, so a past deadline would read nothing.
 	rc.Read(func(fd uintptr) bool {
@@ -184,7 +185,10 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 		r.log.Warn("cannot open a socket for the client", "client", client, "err", err)
 		return nil
 	}
-	own, others := takeStrays(cc.(*net.UDPConn), client)
+	if r.strayBuf == nil {
+		r.strayBuf = make([]byte, 64<<10)
+	}
+	own, others := takeStrays(cc.(*net.UDPConn), client, r.strayBuf)
 	defer func() {
 		for _, st := range others {
 			r.dispatch(st.from, st.data)
