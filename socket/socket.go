@@ -258,6 +258,7 @@ func (so *Socket) SetWriteBuffer(n int) error {
 	}
 	so.snd.mu.Lock()
 	so.snd.reserve(n, defaultSndLow)
+	so.snd.flags |= sbSized
 	so.sowwakeup()
 	so.snd.mu.Unlock()
 	if err := unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n); err != nil {

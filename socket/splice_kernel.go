@@ -83,9 +83,15 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			}
 			sp.pipe = p
 		}
-		// The drain's send buffer is the flow-control point: the pipe holds at most
-		// four times its high-water mark (256 KiB with the default 64 KiB), and 1 MiB.
-		want := min(pipeSize, 4*snd.hiwat) - sp.pipe.n
+		// The drain's kernel send buffer is the flow-control point. Left to Linux's
+		// autotuning it grows to megabytes, and the pipe fills to pipeSize: a pass
+		// moves up to 1 MiB in two splices, as Go's io.Copy does. A drain sized with
+		// SetWriteBuffer (spliced --sockbuf) keeps the pipe to four times its
+		// high-water mark, so the bytes a flow holds in the kernel stay bounded.
+		want := pipeSize - sp.pipe.n
+		if snd.flags&sbSized != 0 {
+			want = min(pipeSize, 4*snd.hiwat) - sp.pipe.n
+		}
 		if sp.max > 0 {
 			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
 		}
