@@ -1,0 +1,530 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// relayProc is one relay under test, running as its own process.
+type relayProc struct {
+	name    string
+	softnet bool
+	cmd     *exec.Cmd
+	listen  string
+	logf    *os.File
+}
+
+// relaySpec says how to start a relay from listen to target.
+type relaySpec struct {
+	name    string
+	softnet bool
+	start   func(listen, target, dir string) *exec.Cmd
+}
+
+var (
+	procsMu sync.Mutex
+	procs   = map[*exec.Cmd]bool{}
+)
+
+// killAll kills every process the harness still has running; it is safe to call twice.
+func killAll() {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	for c := range procs {
+		if c.Process != nil {
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL) // its process group: socat's forks too
+			_ = c.Process.Kill()
+		}
+		delete(procs, c)
+	}
+}
+
+func freePort(network string) string {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().String()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startRelay starts spec relaying to target, and waits until it accepts (TCP) or for a
+// short settle (UDP).
+func startRelay(spec relaySpec, target, network, dir string) (*relayProc, error) {
+	listen := freePort(network)
+	cmd := spec.start(listen, target, dir)
+	lf, err := os.Create(filepath.Join(dir, sanitize(spec.name)+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	procsMu.Lock()
+	procs[cmd] = true
+	procsMu.Unlock()
+	rp := &relayProc{name: spec.name, softnet: spec.softnet, cmd: cmd, listen: listen, logf: lf}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case <-exited:
+			rp.stop()
+			b, _ := os.ReadFile(lf.Name())
+			return nil, fmt.Errorf("%s exited at start: %s", spec.name, lastLine(string(b)))
+		default:
+		}
+		if network == "udp" {
+			time.Sleep(300 * time.Millisecond)
+			return rp, nil
+		}
+		if c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond); err == nil {
+			c.Close()
+			time.Sleep(100 * time.Millisecond)
+			return rp, nil
+		}
+		if time.Now().After(deadline) {
+			rp.stop()
+			return nil, fmt.Errorf("%s: not listening on %s after 5 s", spec.name, listen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lastLine is the last non-empty line of a log, for one-line error messages.
+func lastLine(s string) string {
+	ls := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(ls[len(ls)-1])
+}
+
+func (rp *relayProc) stop() {
+	procsMu.Lock()
+	delete(procs, rp.cmd)
+	procsMu.Unlock()
+	if rp.cmd.Process != nil {
+		_ = syscall.Kill(-rp.cmd.Process.Pid, syscall.SIGKILL)
+		_ = rp.cmd.Process.Kill()
+	}
+	rp.logf.Close()
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(s))
+}
+
+var clkTck = 100.0 // USER_HZ on Linux
+
+// procCPU is utime+stime in seconds of pid and every descendant of it that is alive.
+func procCPU(pid int) float64 {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	ticks := map[int]float64{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+2:]) // f[0] is field 3 (state)
+		if len(f) < 13 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		parent[p] = pp
+		ticks[p] = ut + st
+	}
+	var sum float64
+	for p, t := range ticks {
+		for q := p; q > 1; q = parent[q] {
+			if q == pid {
+				sum += t
+				break
+			}
+		}
+	}
+	return sum / clkTck
+}
+
+// procRSS is VmRSS in bytes of pid and its live descendants.
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TCPResult is one relay at one stream count.
+type TCPResult struct {
+	Relay       string  `json:"relay"`
+	Softnet     bool    `json:"softnet"`
+	Streams     int     `json:"streams"`
+	Seconds     float64 `json:"seconds"`
+	Bytes       int64   `json:"bytes"`
+	Gbits       float64 `json:"gbit_s"`
+	RelayCPU    float64 `json:"relay_cpu_s"`
+	BytesPerCPU float64 `json:"bytes_per_relay_cpu_s"`
+	// AdvGbit and AdvCPU are spliced auto's figure at the same stream count divided by
+	// this row's (> 1: spliced auto is better).
+	AdvGbit float64 `json:"softnet_advantage_gbit"`
+	AdvCPU  float64 `json:"softnet_advantage_cpu"`
+	// SamplesGbit and SamplesCPU are every round's figures (the row is the median).
+	SamplesGbit []float64 `json:"samples_gbit_s,omitempty"`
+	SamplesCPU  []float64 `json:"samples_bytes_per_relay_cpu_s,omitempty"`
+	Err         string    `json:"error,omitempty"`
+}
+
+// tcpSink accepts connections and discards what they send, counting it.
+type tcpSink struct {
+	ln    net.Listener
+	bytes atomic.Int64
+	conns atomic.Int64
+	mu    sync.Mutex
+	held  []net.Conn
+}
+
+func newTCPSink() *tcpSink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	s := &tcpSink{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.conns.Add(1)
+			s.mu.Lock()
+			s.held = append(s.held, c)
+			s.mu.Unlock()
+			go func() {
+				buf := make([]byte, 256<<10)
+				for {
+					n, err := c.Read(buf)
+					s.bytes.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *tcpSink) closeConns() {
+	s.mu.Lock()
+	for _, c := range s.held {
+		c.Close()
+	}
+	s.held = nil
+	s.mu.Unlock()
+}
+
+func (s *tcpSink) close() { s.ln.Close(); s.closeConns() }
+
+// runTCP streams through addr for warm+dur from streams connections and measures the
+// sink's bytes and pid's CPU (pid 0: no relay) over dur.
+func runTCP(sink *tcpSink, addr string, pid, streams int, warm, dur time.Duration) (TCPResult, error) {
+	r := TCPResult{Streams: streams}
+	ctx, cancel := context.WithTimeout(context.Background(), warm+dur+2*time.Second)
+	defer cancel()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		sink.closeConns()
+	}()
+	for range streams {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return r, err
+		}
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	var werr atomic.Value
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 128<<10)
+			_ = c.SetWriteDeadline(time.Now().Add(warm + dur + time.Second))
+			for ctx.Err() == nil {
+				if _, err := c.Write(buf); err != nil {
+					if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						werr.Store(err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(warm)
+	b0, c0, t0 := sink.bytes.Load(), cpuOf(pid), time.Now()
+	time.Sleep(dur)
+	b1, c1, t1 := sink.bytes.Load(), cpuOf(pid), time.Now()
+	cancel()
+	for _, c := range conns {
+		_ = c.SetWriteDeadline(time.Now())
+	}
+	wg.Wait()
+	if e, ok := werr.Load().(error); ok {
+		return r, e
+	}
+	r.Seconds = t1.Sub(t0).Seconds()
+	r.Bytes = b1 - b0
+	r.Gbits = float64(r.Bytes) * 8 / r.Seconds / 1e9
+	if pid != 0 {
+		r.RelayCPU = c1 - c0
+		if r.RelayCPU > 0 {
+			r.BytesPerCPU = float64(r.Bytes) / r.RelayCPU
+		}
+	}
+	if r.Bytes == 0 {
+		return r, errors.New("no bytes reached the sink")
+	}
+	return r, nil
+}
+
+func cpuOf(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	return procCPU(pid)
+}
+
+// UDPResult is one UDP relay.
+type UDPResult struct {
+	Relay      string  `json:"relay"`
+	Softnet    bool    `json:"softnet"`
+	Seconds    float64 `json:"seconds"`
+	Sent       int64   `json:"sent"`
+	Received   int64   `json:"received"`
+	PerSec     float64 `json:"datagrams_s"`
+	RelayCPU   float64 `json:"relay_cpu_s"`
+	PerCPU     float64 `json:"datagrams_per_relay_cpu_s"`
+	AdvPerCPU  float64 `json:"softnet_advantage_cpu"`
+	AdvPerSec  float64 `json:"softnet_advantage_rate"`
+	LossPct    float64 `json:"loss_pct"`
+	DgramBytes int     `json:"datagram_bytes"`
+	Err        string  `json:"error,omitempty"`
+}
+
+// runUDP blasts 1200-byte datagrams at addr from one client socket for warm+dur and
+// counts those reaching sink.
+func runUDP(sink *net.UDPConn, addr string, pid int, warm, dur time.Duration) (UDPResult, error) {
+	r := UDPResult{DgramBytes: 1200}
+	var got, sent atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), warm+dur+2*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		// The sink must not be what drops datagrams, or the faster relay would pay for
+		// work the sink wasted: it reads in batches of 64 (recvmmsg) into a 4 MiB
+		// receive buffer, with one deadline for the whole run.
+		defer close(done)
+		pc := ipv4.NewPacketConn(sink)
+		msgs := make([]ipv4.Message, 64)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+		}
+		_ = sink.SetReadDeadline(time.Now().Add(warm + dur + time.Second))
+		for ctx.Err() == nil {
+			n, err := pc.ReadBatch(msgs, 0)
+			if err != nil {
+				return
+			}
+			for _, m := range msgs[:n] {
+				if m.N == 1200 {
+					got.Add(1)
+				}
+			}
+		}
+	}()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return r, err
+	}
+	defer c.Close()
+	go func() {
+		buf := make([]byte, 1200)
+		for ctx.Err() == nil {
+			if _, err := c.Write(buf); err == nil {
+				sent.Add(1)
+			}
+		}
+	}()
+	time.Sleep(warm)
+	g0, s0, c0, t0 := got.Load(), sent.Load(), procCPU(pid), time.Now()
+	time.Sleep(dur)
+	g1, s1, c1, t1 := got.Load(), sent.Load(), procCPU(pid), time.Now()
+	cancel()
+	_ = sink.SetReadDeadline(time.Now()) // the sink's ReadBatch returns
+	<-done
+	r.Seconds = t1.Sub(t0).Seconds()
+	r.Sent, r.Received = s1-s0, g1-g0
+	r.PerSec = float64(r.Received) / r.Seconds
+	r.RelayCPU = c1 - c0
+	if r.RelayCPU > 0 {
+		r.PerCPU = float64(r.Received) / r.RelayCPU
+	}
+	if r.Sent > 0 {
+		r.LossPct = 100 * float64(r.Sent-r.Received) / float64(r.Sent)
+	}
+	if r.Received == 0 {
+		return r, errors.New("no datagrams reached the sink")
+	}
+	return r, nil
+}
+
+// IdleResult is the RSS cost of idle relayed connections.
+type IdleResult struct {
+	Relay      string  `json:"relay"`
+	Softnet    bool    `json:"softnet"`
+	Conns      int     `json:"conns"`
+	RSSBefore  int64   `json:"rss_before"`
+	RSSAfter   int64   `json:"rss_after"`
+	PerConn    float64 `json:"rss_bytes_per_conn"`
+	Touched    float64 `json:"rss_bytes_per_conn_touched"`
+	AdvPerConn float64 `json:"softnet_advantage"`
+	// FDsPerConn is the relay's open file descriptors per relayed connection (sockets,
+	// and pipes where a relay holds them while idle).
+	FDsPerConn float64 `json:"fds_per_conn"`
+	Err        string  `json:"error,omitempty"`
+}
+
+// runIdle opens n connections through addr, waits until the sink holds them all, and
+// reports pid's RSS growth per connection; then sends 1 KiB down each connection and
+// measures again ("touched").
+func runIdle(sink *tcpSink, addr string, pid, n int) (r IdleResult, err error) {
+	r = IdleResult{Conns: n}
+	defer sink.closeConns()
+	base := sink.conns.Load()
+	time.Sleep(300 * time.Millisecond)
+	r.RSSBefore = procRSS(pid)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	fd0 := procFDs(pid)
+	defer func() {
+		if got := sink.conns.Load() - base; got > 0 {
+			r.FDsPerConn = float64(procFDs(pid)-fd0) / float64(got)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	grow := growth{}
+	for range n {
+		// at most 256 connections ahead of the target's accepts, so that no relay's
+		// accept queue (somaxconn) overflows and leaves SYN-ACKs to be retransmitted
+		for int64(len(conns))-(sink.conns.Load()-base) > 256 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return r, fmt.Errorf("after %d connections: %w", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	for sink.conns.Load()-base < int64(n) {
+		if time.Now().After(deadline) || time.Now().After(lastGrowth(&grow, sink.conns.Load()).Add(5*time.Second)) {
+			return r, fmt.Errorf("only %d of %d connections reached the target", sink.conns.Load()-base, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	r.RSSAfter = procRSS(pid)
+	r.PerConn = float64(r.RSSAfter-r.RSSBefore) / float64(n)
+	msg := make([]byte, 1024)
+	for _, c := range conns {
+		if _, err := c.Write(msg); err != nil {
+			return r, err
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r.Touched = float64(procRSS(pid)-r.RSSBefore) / float64(n)
+	return r, nil
+}
+
+// growth remembers when a counter last grew.
+type growth struct {
+	v int64
+	t time.Time
+}
+
+func lastGrowth(g *growth, v int64) time.Time {
+	if v != g.v || g.t.IsZero() {
+		g.v, g.t = v, time.Now()
+	}
+	return g.t
+}
+
+// procFDs counts pid's open file descriptors.
+func procFDs(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents)
+}
+
+// udpSinkConn is the UDP target.
+func udpSinkConn() *net.UDPConn {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		panic(err)
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	return c
+}
