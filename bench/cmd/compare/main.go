@@ -51,7 +51,8 @@ type GCResult struct {
 	Mallocs       float64 `json:"mallocs"`
 	Bytes         int64   `json:"bytes"`
 	MallocsPer64K float64 `json:"mallocs_per_64kib"`
-	// Scrape is what one /metrics scrape allocates, subtracted from Mallocs.
+	// Scrape is what one /metrics scrape allocates (the median of three), subtracted
+	// from Mallocs.
 	Scrape float64 `json:"scrape_mallocs"`
 	// Raw is the count between the scrapes before subtracting Scrape (which varies by
 	// a few hundred from scrape to scrape: the resolution of this measurement).
@@ -444,9 +445,10 @@ func runIdleAll(specs []relaySpec, tmp string) []IdleResult {
 }
 
 // runGC streams one connection through spliced --mode user and reads the Go runtime's
-// malloc count from its admin endpoint during the steady state: after a warm-up on the
-// same connection, so that the connection's setup is not counted, and with the cost of a
-// scrape itself measured by two back-to-back scrapes and subtracted.
+// malloc count and GC cycles from its admin endpoint during the steady state: after a 3 s
+// warm-up on the same connection, so that the connection's setup and the sockbufs'
+// growth are not counted, and with the cost of a scrape itself (the median of three
+// back-to-back scrapes) subtracted.
 func runGC(spliced, tmp string) *GCResult {
 	admin := freePort("tcp")
 	s := relaySpec{name: "spliced user gc", start: func(l, t, _ string) *exec.Cmd {
