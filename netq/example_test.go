@@ -35,8 +35,11 @@ func Example() {
 			close(finished)
 		}
 	})
-	w.Add(&move)
-	w.Add(&move) // already queued: does nothing
+	// Queue it from the worker itself, so nothing can run it between the two Adds.
+	w.Add(netq.NewTask(func() {
+		w.Add(&move)
+		fmt.Println("added again while queued:", w.Add(&move)) // does nothing
+	}))
 	<-finished
 	fmt.Printf("moved %d bytes in %d turns\n", moved, turns)
 
@@ -61,6 +64,7 @@ func Example() {
 	}
 	// Output:
 	// flow 43 runs on worker 1
+	// added again while queued: false
 	// moved 200000 bytes in 4 turns
 	// timer ran on its worker: true
 	// Sync on a worker: netq: called on a worker
