@@ -3,6 +3,7 @@
 package mbuf
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"runtime"
@@ -66,13 +67,26 @@ func (r *debugRec) panicf(format string, args ...any) {
 	panic(fmt.Sprintf("%s\nallocated at:\n%sfreed at:\n%s", msg, formatStack(r.alloc), formatStack(r.free)))
 }
 
+// poisonPage is a page of poison: poisoned and poisonFill compare and copy whole
+// pages of it (memequal and memmove), not byte loops, so that a debug build under -race,
+// which would instrument every byte, stays fast enough for 1-byte-fragment stress tests.
+var poisonPage = bytes.Repeat([]byte{poison}, 4096)
+
 func poisoned(b []byte) bool {
-	for _, c := range b {
-		if c != poison {
+	for len(b) > 0 {
+		n := min(len(b), len(poisonPage))
+		if !bytes.Equal(b[:n], poisonPage[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
+}
+
+func poisonFill(b []byte) {
+	for len(b) > 0 {
+		b = b[copy(b, poisonPage):]
+	}
 }
 
 func debugAlloc(m *Mbuf) {
@@ -101,9 +115,7 @@ func debugFree(m *Mbuf) {
 		r.panicf("mbuf: double free of %p", m)
 	}
 	r.live, r.free = false, callers()
-	for i := range m.dat {
-		m.dat[i] = poison
-	}
+	poisonFill(m.dat[:])
 }
 
 func debugCheck(m *Mbuf) {
@@ -141,9 +153,7 @@ func debugClusterFree(c *cluster) {
 	}
 	r.live, r.free = false, callers()
 	if c.kind != extCaller {
-		for i := range c.buf {
-			c.buf[i] = poison
-		}
+		poisonFill(c.buf)
 	}
 }
 
