@@ -46,7 +46,7 @@ func (w *Worker) Register(fd int, events uint32, h Handler) error {
 	if w.epfd < 0 {
 		return ErrClosed
 	}
-	if _, ok := w.byfd[fd]; ok {
+	if _, ok := w.slotOf(fd); ok {
 		return os.NewSyscallError("epoll_ctl", unix.EEXIST)
 	}
 	var slot int32
@@ -63,8 +63,19 @@ func (w *Worker) Register(fd int, events uint32, h Handler) error {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	r.fd, r.h = fd, h
-	w.byfd[fd] = slot
+	if fd >= len(w.byfd) {
+		w.byfd = append(w.byfd, make([]int32, fd+1-len(w.byfd))...)
+	}
+	w.byfd[fd] = slot + 1
 	return nil
+}
+
+// slotOf returns the registration slot of fd. fdmu is held.
+func (w *Worker) slotOf(fd int) (int32, bool) {
+	if fd < 0 || fd >= len(w.byfd) || w.byfd[fd] == 0 {
+		return 0, false
+	}
+	return w.byfd[fd] - 1, true
 }
 
 // Modify changes the events fd is registered for (EPOLLET is added). It may be called
@@ -75,7 +86,7 @@ func (w *Worker) Modify(fd int, events uint32) error {
 	if w.epfd < 0 {
 		return ErrClosed
 	}
-	slot, ok := w.byfd[fd]
+	slot, ok := w.slotOf(fd)
 	if !ok {
 		return os.NewSyscallError("epoll_ctl", unix.ENOENT)
 	}
@@ -99,7 +110,7 @@ func (w *Worker) Modify(fd int, events uint32) error {
 // registration and returns nil.
 func (w *Worker) Unregister(fd int) error {
 	w.fdmu.Lock()
-	slot, ok := w.byfd[fd]
+	slot, ok := w.slotOf(fd)
 	if !ok {
 		w.fdmu.Unlock()
 		return os.NewSyscallError("epoll_ctl", unix.ENOENT)
@@ -110,7 +121,7 @@ func (w *Worker) Unregister(fd int) error {
 			err = os.NewSyscallError("epoll_ctl", e)
 		}
 	}
-	delete(w.byfd, fd)
+	w.byfd[fd] = 0
 	r := &w.regs[slot]
 	r.h = nil
 	r.gen++ // events already fetched carry the old generation

@@ -110,6 +110,15 @@ func TestRegisterErrors(t *testing.T) {
 	if err := w.Register(1<<20, unix.EPOLLIN, h); !errors.Is(err, unix.EBADF) {
 		t.Errorf("Register of a bad fd = %v, want EBADF", err)
 	}
+	// fds beyond the fd table, and negative ones, are simply not registered.
+	for _, fd := range []int{1 << 20, -1} {
+		if err := w.Unregister(fd); !errors.Is(err, unix.ENOENT) {
+			t.Errorf("Unregister(%d) = %v, want ENOENT", fd, err)
+		}
+		if err := w.Modify(fd, unix.EPOLLIN); !errors.Is(err, unix.ENOENT) {
+			t.Errorf("Modify(%d) = %v, want ENOENT", fd, err)
+		}
+	}
 	// A failed Register leaves nothing behind: the fd can be registered.
 	if err := w.Register(a, unix.EPOLLIN, h); err != nil {
 		t.Errorf("Register after a failed one = %v", err)

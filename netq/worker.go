@@ -62,7 +62,7 @@ type Worker struct {
 	epfd     int
 	regs     []reg
 	free     []int32
-	byfd     map[int]int32
+	byfd     []int32      // fd → slot+1 (0: not registered), the kernel's fd table shape: fds are small and dense
 	readying atomic.Int32 // slot whose Ready is being delivered, or -1
 
 	// evfd is the eventfd: written only under mu, read only by the loop; both fds are
@@ -82,7 +82,7 @@ var eventfdOne = func() (b [8]byte) {
 }()
 
 func newWorker(g *Group, id int) (*Worker, error) {
-	w := &Worker{g: g, id: id, epfd: -1, evfd: -1, byfd: make(map[int]int32)}
+	w := &Worker{g: g, id: id, epfd: -1, evfd: -1}
 	w.queue.next, w.queue.prev = &w.queue, &w.queue
 	w.batch.next, w.batch.prev = &w.batch, &w.batch
 	w.readying.Store(-1)

@@ -28,6 +28,9 @@ type flow struct {
 	forget  func()       // if set, runs first when the flow closes
 	pending atomic.Int32 // directions still running
 	done    func()       // runs when both directions have ended
+
+	prev, next *flow // on relayStats.active, under its mu
+	listed     bool
 }
 
 func newFlow(st *relayStats, eng engine, client, target net.Conn, udp bool) *flow {

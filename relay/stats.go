@@ -21,7 +21,7 @@ type relayStats struct {
 	name string
 
 	mu       sync.Mutex
-	active   map[*flow]struct{}
+	active   flowList // the open flows
 	accepted int64
 	failed   map[string]int64    // flows that never started, by reason
 	refused  map[string]int64    // target dials that failed, by target
@@ -34,7 +34,6 @@ type relayStats struct {
 func newRelayStats(name string) *relayStats {
 	return &relayStats{
 		name:    name,
-		active:  map[*flow]struct{}{},
 		failed:  map[string]int64{},
 		refused: map[string]int64{},
 		dropped: map[string]int64{},
@@ -57,7 +56,7 @@ func (s *relayStats) add(f *flow) bool {
 	if s.closed {
 		return false
 	}
-	s.active[f] = struct{}{}
+	s.active.insert(f)
 	return true
 }
 
@@ -65,7 +64,7 @@ func (s *relayStats) add(f *flow) bool {
 func (s *relayStats) remove(f *flow) {
 	moved := [2]int64{f.moved(toTarget), f.moved(toClient)}
 	s.mu.Lock()
-	delete(s.active, f)
+	s.active.remove(f)
 	s.bytes[0] += moved[0]
 	s.bytes[1] += moved[1]
 	s.mu.Unlock()
@@ -126,14 +125,14 @@ func (s *relayStats) snapshot() snapshot {
 	sn := snapshot{
 		name:     s.name,
 		accepted: s.accepted,
-		active:   len(s.active),
+		active:   s.active.n,
 		failed:   clone(s.failed),
 		refused:  clone(s.refused),
 		dropped:  clone(s.dropped),
 		bytes:    s.bytes,
 		endings:  [2]map[string]int64{clone(s.endings[0]), clone(s.endings[1])},
 	}
-	for f := range s.active {
+	for f := s.active.head; f != nil; f = f.next {
 		sn.bytes[0] += f.moved(toTarget)
 		sn.bytes[1] += f.moved(toClient)
 	}
@@ -145,11 +144,44 @@ func (s *relayStats) shut() []*flow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	fs := make([]*flow, 0, len(s.active))
-	for f := range s.active {
+	fs := make([]*flow, 0, s.active.n)
+	for f := s.active.head; f != nil; f = f.next {
 		fs = append(fs, f)
 	}
 	return fs
+}
+
+// A flowList is a relay's open flows, linked through the flows themselves (as the
+// kernel's PCB lists are), so that an open flow costs its relay two pointers, not a map
+// entry.
+type flowList struct {
+	head *flow
+	n    int
+}
+
+func (l *flowList) insert(f *flow) {
+	f.prev, f.next, f.listed = nil, l.head, true
+	if l.head != nil {
+		l.head.prev = f
+	}
+	l.head = f
+	l.n++
+}
+
+func (l *flowList) remove(f *flow) {
+	if !f.listed {
+		return
+	}
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		l.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	}
+	f.prev, f.next, f.listed = nil, nil, false
+	l.n--
 }
 
 func clone(m map[string]int64) map[string]int64 {
