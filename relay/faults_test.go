@@ -218,7 +218,9 @@ func TestFaultsTCP(t *testing.T) {
 				if exact := checkOutcomes(t, srv, "test", outs); exact != flows {
 					t.Errorf("%d of %d flows byte-exact; under allocation failure the relay should wait, not fail", exact, flows)
 				}
-				if m == ModeUser && injected == 0 {
+				// At 1% a few hundred cluster allocations can all succeed (0.99^200 is
+				// 13%), so only the 10% run must show that failures reached the data path.
+				if m == ModeUser && p >= 0.10 && injected == 0 {
 					t.Error("no allocation failed: the fault injection did not reach the data path")
 				}
 				t.Logf("%d allocation failures injected", injected)
