@@ -30,7 +30,6 @@ type flow struct {
 	done    func()       // runs when both directions have ended
 
 	prev, next *flow // on relayStats.active, under its mu
-	listed     bool
 }
 
 func newFlow(st *relayStats, eng engine, client, target net.Conn, udp bool) *flow {

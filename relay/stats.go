@@ -160,7 +160,7 @@ type flowList struct {
 }
 
 func (l *flowList) insert(f *flow) {
-	f.prev, f.next, f.listed = nil, l.head, true
+	f.prev, f.next = nil, l.head
 	if l.head != nil {
 		l.head.prev = f
 	}
@@ -169,8 +169,8 @@ func (l *flowList) insert(f *flow) {
 }
 
 func (l *flowList) remove(f *flow) {
-	if !f.listed {
-		return
+	if f.prev == nil && l.head != f {
+		return // not on the list
 	}
 	if f.prev != nil {
 		f.prev.next = f.next
@@ -180,7 +180,7 @@ func (l *flowList) remove(f *flow) {
 	if f.next != nil {
 		f.next.prev = f.prev
 	}
-	f.prev, f.next, f.listed = nil, nil, false
+	f.prev, f.next = nil, nil
 	l.n--
 }
 
