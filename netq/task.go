@@ -39,15 +39,40 @@ func (w *Worker) Add(t *Task) bool {
 	if t.fn == nil {
 		panic("netq: Add of a Task with no function (use Init or NewTask)")
 	}
+	return w.enqueue(t, &w.queue)
+}
+
+// AddSparse is Add for a sparse flow: the task of a flow that moved little in its last
+// turn (an interactive request, a handshake) rather than one that used its whole Budget.
+// It queues t on w's sparse queue, which the next loop iteration runs before the tasks
+// queued with Add, in the order they were added — FQ-CoDel's "new flows" queue, so that
+// a 64-byte request never waits behind the bulk passes queued in the same iteration. It
+// returns false, changing nothing, if t is already queued (on either queue, of any
+// worker) or w's group is closed. A flow must not use it to jump the queue turn after
+// turn: the caller decides sparseness from what the flow moved, as FQ-CoDel does from
+// the bytes a flow has sent in its quantum.
+func (w *Worker) AddSparse(t *Task) bool {
+	if t.on.Load() != nil {
+		return false
+	}
+	if t.fn == nil {
+		panic("netq: AddSparse of a Task with no function (use Init or NewTask)")
+	}
+	return w.enqueue(t, &w.sparse)
+}
+
+// enqueue links t at the tail of the list headed by q (w.queue or w.sparse) and wakes w
+// if it sleeps.
+func (w *Worker) enqueue(t *Task, q *Task) bool {
 	w.mu.Lock()
 	if w.closed || !t.on.CompareAndSwap(nil, w) {
 		w.mu.Unlock()
 		return false
 	}
-	t.prev = w.queue.prev
-	t.next = &w.queue
-	w.queue.prev.next = t
-	w.queue.prev = t
+	t.prev = q.prev
+	t.next = q
+	q.prev.next = t
+	q.prev = t
 	w.wakeLocked()
 	w.mu.Unlock()
 	return true
@@ -110,14 +135,25 @@ func (w *Worker) Sync(ctx context.Context) error {
 	}
 }
 
-// takeBatch moves the queued tasks to the batch that this iteration runs (step 2): tasks
-// added from now on wait for the next iteration. w.mu is held.
+// takeBatch moves the queued tasks to the batch that this iteration runs (step 2), the
+// sparse queue's first: tasks added from now on wait for the next iteration. w.mu is held.
 func (w *Worker) takeBatch() {
-	if q, b := &w.queue, &w.batch; q.next != q {
-		b.next, b.prev = q.next, q.prev
-		b.next.prev, b.prev.next = b, b
+	b := &w.batch
+	for _, q := range [2]*Task{&w.sparse, &w.queue} {
+		if q.next == q {
+			continue
+		}
+		// Append q's list to the batch (which is empty or holds the sparse tasks).
+		first, last := q.next, q.prev
+		first.prev, last.next = b.prev, b
+		b.prev.next, b.prev = first, last
 		q.next, q.prev = q, q
 	}
+}
+
+// pending reports whether tasks wait for the next iteration. w.mu is held.
+func (w *Worker) pending() bool {
+	return w.queue.next != &w.queue || w.sparse.next != &w.sparse
 }
 
 // runBatch runs the batch. Each task is unlinked under mu and run without it, so Del can

@@ -3,6 +3,7 @@ package netq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,5 +359,40 @@ func TestBusyWorkerDoesNotWake(t *testing.T) {
 	w.mu.Unlock()
 	if wakes > 1 {
 		t.Errorf("10000 Adds on a busy worker wrote the eventfd %d times, want at most 1", wakes)
+	}
+}
+
+// TestAddSparseRunsFirst: tasks added with AddSparse run before those added with Add in
+// the same iteration, each queue in its own order, and a task queued on one queue is not
+// queued again on the other; Del removes a sparse task.
+func TestAddSparseRunsFirst(t *testing.T) {
+	g := group(t, 1)
+	w := g.Worker(0)
+	var mu sync.Mutex
+	var order []string
+	mk := func(name string) *Task {
+		return NewTask(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
+	}
+	bulk1, bulk2, sparse1, sparse2, gone := mk("bulk1"), mk("bulk2"), mk("sparse1"), mk("sparse2"), mk("gone")
+
+	release := block(t, w)
+	w.Add(bulk1)
+	w.Add(bulk2)
+	if !w.AddSparse(sparse1) || !w.AddSparse(sparse2) || !w.AddSparse(gone) {
+		t.Fatal("AddSparse of a new task = false")
+	}
+	if w.AddSparse(bulk1) || w.Add(sparse1) {
+		t.Fatal("a task queued on one queue was queued again on the other")
+	}
+	if !w.Del(gone) {
+		t.Fatal("Del of a sparse task = false")
+	}
+	release()
+	syncAll(t, g)
+	want := "[sparse1 sparse2 bulk1 bulk2]"
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(order); got != want {
+		t.Fatalf("ran %s, want %s", got, want)
 	}
 }

@@ -28,8 +28,8 @@ const Budget = 64 << 10
 // Each iteration of the loop:
 //
 //  1. runs the timers that have expired;
-//  2. runs the tasks that were queued when the iteration began (a task added during the
-//     iteration, even by itself, runs in the next one);
+//  2. runs the tasks that were queued when the iteration began, those added with AddSparse
+//     first (a task added during the iteration, even by itself, runs in the next one);
 //  3. waits for fd events — not at all if tasks are pending, else until the tick of the
 //     earliest pending timer, else until woken — and delivers them to their handlers.
 //
@@ -45,6 +45,7 @@ type Worker struct {
 	// no write can reach evfd after Close closed it).
 	mu     sync.Mutex
 	queue  Task  // sentinel of the tasks waiting for the next iteration
+	sparse Task  // sentinel of the sparse flows' tasks, which run first (AddSparse)
 	batch  Task  // sentinel of the tasks taken by this iteration and not yet run
 	wheel  wheel // timers
 	closed bool
@@ -84,6 +85,7 @@ var eventfdOne = func() (b [8]byte) {
 func newWorker(g *Group, id int) (*Worker, error) {
 	w := &Worker{g: g, id: id, epfd: -1, evfd: -1}
 	w.queue.next, w.queue.prev = &w.queue, &w.queue
+	w.sparse.next, w.sparse.prev = &w.sparse, &w.sparse
 	w.batch.next, w.batch.prev = &w.batch, &w.batch
 	w.readying.Store(-1)
 	w.now.Store(mono())
@@ -187,7 +189,7 @@ func (w *Worker) poll() int {
 func (w *Worker) timeout() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed || w.queue.next != &w.queue {
+	if w.closed || w.pending() {
 		return 0
 	}
 	ms := w.wheel.sleep(mono())
@@ -242,7 +244,7 @@ func (w *Worker) closeFDs() {
 		unix.Close(w.evfd)
 		w.evfd = -1
 	}
-	for _, l := range []*Task{&w.queue, &w.batch} {
+	for _, l := range []*Task{&w.queue, &w.sparse, &w.batch} {
 		for l.next != l {
 			t := l.next
 			t.unlink()
