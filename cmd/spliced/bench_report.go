@@ -43,19 +43,23 @@ func printSummary(w io.Writer, r *benchResult) {
 	}
 }
 
-// transfer formats a byte count as iperf3 does (binary units).
+// The report uses SI units throughout: a GB is 10^9 bytes, a Gbit 10^9 bits, as iperf3's
+// bitrates and the summary's "GB per relay CPU-second" do; no binary (KiB, GiB) figure
+// appears beside them.
+
+// transfer formats a byte count in SI units (GB = 10^9 bytes, MB = 10^6, KB = 10^3).
 func transfer(b int64) string {
 	f := float64(b)
 	switch {
-	case f >= 1<<30:
-		return fmt.Sprintf("%6.2f GBytes", f/(1<<30))
-	case f >= 1<<20:
-		return fmt.Sprintf("%6.1f MBytes", f/(1<<20))
+	case f >= 1e9:
+		return fmt.Sprintf("%6.2f GB", f/1e9)
+	case f >= 1e6:
+		return fmt.Sprintf("%6.1f MB", f/1e6)
 	}
-	return fmt.Sprintf("%6.1f KBytes", f/(1<<10))
+	return fmt.Sprintf("%6.1f KB", f/1e3)
 }
 
-// bitrate formats a rate as iperf3 does (decimal units).
+// bitrate formats a rate in SI units (Gbits/sec = 10^9 bits per second), as iperf3 does.
 func bitrate(b int64, secs float64) string {
 	r := float64(b) * 8 / secs
 	switch {
