@@ -5,7 +5,9 @@ import (
 	"math"
 	"os"
 	"sync"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -71,7 +73,28 @@ type Worker struct {
 	evfd   int
 	evbuf  [8]byte
 	events [128]unix.EpollEvent
+
+	// exploration
+	mode    int
+	file    *os.File
+	rc      syscall.RawConn
+	harvest func(uintptr) bool
+	nready  int
+	dl      int64 // deadline set on file: 0 none, -1 expired, else tick
 }
+
+const (
+	modeBlock = iota
+	modeSpin
+	modePark
+	modeParkDL
+	modeParkSpin
+)
+
+var waitMode = modeParkDL
+var spinNs int64 = 30_000
+
+var aLongTimeAgo = time.Unix(1, 0)
 
 // wakeSlot marks the eventfd's epoll events; registrations use slots >= 0.
 const wakeSlot = -1
@@ -103,6 +126,23 @@ func newWorker(g *Group, id int) (*Worker, error) {
 	if err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, w.evfd, &ev); err != nil {
 		w.closeFDs()
 		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	w.mode = waitMode
+	if w.mode >= modePark {
+		unix.SetNonblock(w.epfd, true)
+		w.file = os.NewFile(uintptr(w.epfd), "epoll")
+		w.rc, err = w.file.SyscallConn()
+		if err != nil {
+			panic(err)
+		}
+		w.harvest = func(uintptr) bool {
+			n, err := unix.EpollWait(w.epfd, w.events[:], 0)
+			if err != nil && err != unix.EINTR {
+				panic(os.NewSyscallError("epoll_wait", err))
+			}
+			w.nready = n
+			return n > 0
+		}
 	}
 	return w, nil
 }
@@ -168,6 +208,89 @@ func (w *Worker) begin(now int64) (timers, ok bool) {
 
 // poll waits for fd events (step 3) and returns how many are in w.events.
 func (w *Worker) poll() int {
+	switch w.mode {
+	case modeSpin:
+		return w.pollSpin()
+	case modePark, modeParkDL:
+		return w.pollPark()
+	case modeParkSpin:
+		if n, ok := w.spin(); ok {
+			return n
+		}
+		return w.pollPark()
+	}
+	return w.pollBlock()
+}
+
+func (w *Worker) spin() (int, bool) {
+	end := mono() + spinNs
+	for {
+		n, err := unix.EpollWait(w.epfd, w.events[:], 0)
+		if err == nil && n > 0 {
+			return n, true
+		}
+		w.mu.Lock()
+		p := w.closed || w.pending()
+		w.mu.Unlock()
+		if p {
+			return 0, true
+		}
+		if mono() > end {
+			return 0, false
+		}
+		runtime.Gosched()
+	}
+}
+
+func (w *Worker) pollSpin() int {
+	if n, ok := w.spin(); ok {
+		return n
+	}
+	return w.pollBlock()
+}
+
+func (w *Worker) pollPark() int {
+	if !w.parkable() {
+		w.harvest(0)
+		return w.nready
+	}
+	w.nready = 0
+	err := w.rc.Read(w.harvest)
+	w.sleeping.Store(false)
+	if err != nil && err != os.ErrDeadlineExceeded {
+		panic(err)
+	}
+	return w.nready
+}
+
+// parkable: under mu, decides to sleep, sets sleeping and the deadline.
+func (w *Worker) parkable() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.pending() {
+		return false
+	}
+	ms := w.wheel.sleep(mono())
+	if ms == 0 {
+		return false
+	}
+	dl := int64(0)
+	if ms > 0 {
+		dl = w.wheel.wakeAt
+	}
+	if dl != w.dl {
+		var t time.Time
+		if dl > 0 {
+			t = epoch.Add(time.Duration(dl * int64(tick)))
+		}
+		w.file.SetReadDeadline(t)
+		w.dl = dl
+	}
+	w.sleeping.Store(true)
+	return true
+}
+
+func (w *Worker) pollBlock() int {
 	timeout := w.timeout()
 	n, err := unix.EpollWait(w.epfd, w.events[:], timeout)
 	if timeout != 0 {
@@ -202,6 +325,12 @@ func (w *Worker) timeout() int {
 // wakeLocked writes the eventfd if the loop may be sleeping. w.mu is held.
 func (w *Worker) wakeLocked() {
 	if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
+		if w.mode == modeParkDL {
+			w.wakes++
+			w.file.SetReadDeadline(aLongTimeAgo)
+			w.dl = -1
+			return
+		}
 		w.writeEventfd()
 	}
 }
@@ -224,6 +353,10 @@ func (w *Worker) stop() {
 	w.mu.Lock()
 	w.closed = true
 	w.writeEventfd()
+	if w.file != nil {
+		w.file.SetReadDeadline(aLongTimeAgo)
+		w.dl = -1
+	}
 	w.mu.Unlock()
 }
 
@@ -231,7 +364,10 @@ func (w *Worker) stop() {
 // (Close, second half, after the loop has exited).
 func (w *Worker) closeFDs() {
 	w.fdmu.Lock()
-	if w.epfd >= 0 {
+	if w.file != nil {
+		w.file.Close()
+		w.epfd = -1
+	} else if w.epfd >= 0 {
 		unix.Close(w.epfd)
 		w.epfd = -1
 	}
