@@ -1,11 +1,15 @@
 // Command compare is softnet's comparison harness: in one run, on one workload, it
 // measures softnet's allocator and mbuf chains against sync.Pool, gVisor's pkg/buffer and
-// grpc-go's mem package, and spliced against Go relays, HAProxy and socat as separate
-// processes on loopback, writes results/results.json and prints markdown tables with
-// ratios to softnet.
+// grpc-go's mem package, and spliced (at its shipped defaults) against the direct path,
+// HAProxy, plain Go relays (bench/cmd/gorelay) and socat as separate processes on
+// loopback: bulk streams, small request/response, connection churn, fairness, idle
+// connections, UDP, and third-party clients (wrk and nginx, redis-benchmark, iperf3). It
+// writes results/results.json and results/configs/ (every peer's exact configuration)
+// and prints markdown tables.
 //
-// Run it from the bench directory: go run ./cmd/compare (or bash run). It is bounded in
-// time (about 4 minutes on a 2-core machine) and kills every process it starts.
+// Run it from the bench directory: go run ./cmd/compare (or bash run); -only rr,churn
+// runs some scenarios, -quick a smoke run of under a minute. The default run is bounded
+// to about 12 minutes on a 2-core machine; it kills every process it starts.
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,18 +36,29 @@ import (
 
 // Results is the whole of results.json.
 type Results struct {
-	Machine  map[string]string `json:"machine"`
-	Started  time.Time         `json:"started"`
-	Seconds  float64           `json:"seconds"`
-	Config   map[string]any    `json:"config"`
-	Micro    []MicroResult     `json:"micro"`
-	TCP      []TCPResult       `json:"tcp"`
-	UDP      []UDPResult       `json:"udp"`
-	Idle     []IdleResult      `json:"idle"`
-	GC       *GCResult         `json:"gc,omitempty"`
-	Targets  []Target          `json:"targets"`
-	Skipped  []string          `json:"skipped"`
-	Markdown string            `json:"markdown"`
+	Machine map[string]string `json:"machine"`
+	Started time.Time         `json:"started"`
+	Seconds float64           `json:"seconds"`
+	Config  map[string]any    `json:"config"`
+	Micro   []MicroResult     `json:"micro"`
+	TCP     []TCPResult       `json:"tcp"`
+	RR1     []RRResult        `json:"rr_1"`
+	RR32    []RRResult        `json:"rr_32"`
+	Churn   []ChurnResult     `json:"churn"`
+	Fair    []FairResult      `json:"fair"`
+	UDP     []UDPResult       `json:"udp"`
+	Idle    []IdleResult      `json:"idle"`
+	GC      *GCResult         `json:"gc,omitempty"`
+	Wrk     []WrkResult       `json:"wrk"`
+	Redis   []RedisResult     `json:"redis"`
+	Iperf   []IperfResult     `json:"iperf3"`
+	Targets []Target          `json:"targets"`
+	// Comparisons are spliced's figures against each peer's, oriented so that a ratio
+	// above 1 is in softnet's favour: what the chart draws.
+	Comparisons []Comparison `json:"comparisons"`
+	Configs     []ConfigFile `json:"configs"`
+	Skipped     []string     `json:"skipped"`
+	Markdown    string       `json:"markdown"`
 }
 
 // GCResult is the relay's heap allocation count per moved 64 KiB while streaming.
@@ -72,19 +88,51 @@ type Target struct {
 }
 
 var (
-	flagOut     = flag.String("out", "results", "directory for results.json and the relays' logs")
-	flagRoot    = flag.String("root", "..", "the softnet checkout (for building cmd/spliced)")
-	flagDur     = flag.Duration("dur", 2*time.Second, "measured time of each relay run")
-	flagRounds  = flag.Int("rounds", 3, "rounds of the TCP relay runs (each relay once per round; the median is kept)")
-	flagWarm    = flag.Duration("warm", 500*time.Millisecond, "warm-up before each relay run")
-	flagIdle    = flag.Int("idle", 5000, "idle relayed connections")
-	flagSockbuf = flag.String("sockbuf", "0", "spliced --sockbuf (0: Linux autotuning, as HAProxy and socat)")
-	flagCount   = flag.Int("count", 3, "runs of each microbenchmark (the median is kept)")
-	flagSkip    = flag.String("skip", "", "comma-separated parts to skip: micro,tcp,udp,idle,gc")
+	flagOut      = flag.String("out", "results", "directory for results.json, configs/ and the relays' logs")
+	flagRoot     = flag.String("root", "..", "the softnet checkout (for building cmd/spliced)")
+	flagDur      = flag.Duration("dur", 2*time.Second, "measured time of each bulk (and UDP) relay run")
+	flagRounds   = flag.Int("rounds", 3, "rounds of every relay scenario (each relay once per round, round-robin; the median is kept)")
+	flagWarm     = flag.Duration("warm", 500*time.Millisecond, "warm-up before each bulk, UDP and fairness run")
+	flagRRDur    = flag.Duration("rrdur", 2500*time.Millisecond, "measured time of each request/response, churn and fairness run")
+	flagRRWarm   = flag.Duration("rrwarm", 300*time.Millisecond, "warm-up before each request/response and churn run")
+	flagToolDur  = flag.Duration("tooldur", 2*time.Second, "duration of each wrk run (whole seconds)")
+	flagIperfDur = flag.Duration("iperfdur", 3*time.Second, "duration of each iperf3 run (whole seconds)")
+	flagRedisN   = flag.Int("redisn", 60000, "redis-benchmark requests per test")
+	flagIdle     = flag.Int("idle", 5000, "idle relayed connections")
+	flagIdleCPU  = flag.Duration("idlecpu", 3*time.Second, "window of the idle relay's CPU measurements")
+	flagModes    = flag.String("modes", "kernel,user", "spliced --mode values measured as extra rows (bulk and idle)")
+	flagCount    = flag.Int("count", 3, "runs of each microbenchmark (the median is kept)")
+	flagOnly     = flag.String("only", "", "comma-separated scenarios to run (default all): "+strings.Join(allParts, ","))
+	flagSkip     = flag.String("skip", "", "comma-separated scenarios to skip")
+	flagQuick    = flag.Bool("quick", false, "a smoke run of about a minute: 1 round, short runs, 500 idle connections, only direct, spliced, haproxy and the io.Copy relay, no micro or gc unless -only names them")
 )
+
+// allParts are the scenarios, in the order they run.
+var allParts = []string{"micro", "bulk", "rr", "rr32", "churn", "fair", "idle", "udp", "gc", "wrk", "redis", "iperf"}
+
+// quick sets the -quick defaults of every flag not given on the command line.
+func quick() {
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, v := range map[string]string{"rounds": "1", "dur": "400ms", "warm": "150ms", "rrdur": "500ms", "rrwarm": "100ms",
+		"tooldur": "1s", "iperfdur": "1s", "redisn": "10000", "idle": "500", "idlecpu": "500ms", "modes": ""} {
+		if !given[name] {
+			_ = flag.Set(name, v)
+		}
+	}
+}
 
 func main() {
 	flag.Parse()
+	if *flagQuick {
+		quick()
+	}
+	for _, p := range append(strings.Split(*flagOnly, ","), strings.Split(*flagSkip, ",")...) {
+		if p = strings.TrimSpace(p); p != "" && p != "tcp" && !slices.Contains(allParts, p) {
+			fmt.Fprintf(os.Stderr, "compare: unknown scenario %q (want %s)\n", p, strings.Join(allParts, ","))
+			os.Exit(2)
+		}
+	}
 	start := time.Now()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -94,8 +142,8 @@ func main() {
 		os.Exit(1)
 	}()
 	// Every load test is bounded by its own duration; this is the backstop.
-	watchdog := time.AfterFunc(12*time.Minute, func() {
-		fmt.Fprintln(os.Stderr, "compare: over 12 minutes, giving up")
+	watchdog := time.AfterFunc(15*time.Minute, func() {
+		fmt.Fprintln(os.Stderr, "compare: over 15 minutes, giving up")
 		killAll()
 		os.Exit(2)
 	})
@@ -107,13 +155,26 @@ func main() {
 
 func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 
-func skip(part string) bool {
-	for _, p := range strings.Split(*flagSkip, ",") {
-		if strings.TrimSpace(p) == part {
-			return true
+// want reports whether a scenario runs: named by -only (or -only empty), not named by
+// -skip, and with -quick not micro or gc unless -only names them. "tcp" is the old name
+// of "bulk".
+func want(part string) bool {
+	has := func(list string) bool {
+		for _, p := range strings.Split(list, ",") {
+			p = strings.TrimSpace(p)
+			if p == part || p == "tcp" && part == "bulk" {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	if has(*flagSkip) {
+		return false
+	}
+	if *flagOnly != "" {
+		return has(*flagOnly)
+	}
+	return !*flagQuick || part != "micro" && part != "gc"
 }
 
 func run(start time.Time) int {
@@ -121,8 +182,11 @@ func run(start time.Time) int {
 	raiseNofile()
 	res := &Results{Started: start.UTC(), Machine: machine(), Skipped: []string{},
 		Config: map[string]any{"relay_seconds": flagDur.Seconds(), "warm_seconds": flagWarm.Seconds(),
-			"idle_conns": *flagIdle, "micro_count": *flagCount, "tcp_rounds": *flagRounds, "spliced_sockbuf": *flagSockbuf, "gomaxprocs": runtime.GOMAXPROCS(0),
-			"chain": "64 KiB in 32 x 2 KiB pieces", "tcp_write": "128 KiB writes", "udp_datagram": 1200}}
+			"rr_seconds": flagRRDur.Seconds(), "rr_warm_seconds": flagRRWarm.Seconds(), "tool_seconds": flagToolDur.Seconds(),
+			"iperf_seconds": flagIperfDur.Seconds(), "redis_requests": *flagRedisN, "idle_cpu_seconds": flagIdleCPU.Seconds(),
+			"idle_conns": *flagIdle, "micro_count": *flagCount, "rounds": *flagRounds, "gomaxprocs": runtime.GOMAXPROCS(0),
+			"quick": *flagQuick, "only": *flagOnly, "skip": *flagSkip, "spliced_flags": "run --listen L --to T --admin off (shipped defaults)",
+			"chain": "64 KiB in 32 x 2 KiB pieces", "tcp_write": "128 KiB writes", "udp_datagram": 1200, "message_bytes": msgSize}}
 	if err := os.MkdirAll(*flagOut, 0o755); err != nil {
 		logf("compare: %v", err)
 		return 1
@@ -138,53 +202,126 @@ func run(start time.Time) int {
 	if !withGvisor {
 		res.Skipped = append(res.Skipped, "gVisor pkg/buffer: not compiled in")
 	}
-	if !skip("micro") {
+	if want("micro") {
 		logf("== microbenchmarks (testing.Benchmark, 1 s each, median of %d)", *flagCount)
 		res.Micro = runMicros(withGvisor, *flagCount, logf)
 	}
 
 	spliced := filepath.Join(tmp, "spliced")
 	udprelay := filepath.Join(tmp, "udprelay")
-	logf("== building spliced and udprelay")
+	gorelay := filepath.Join(tmp, "gorelay")
+	logf("== building spliced, gorelay and udprelay")
 	if out, err := exec.Command("go", "build", "-C", *flagRoot, "-o", spliced, "./cmd/spliced").CombinedOutput(); err != nil {
 		logf("compare: go build spliced: %v\n%s", err, out)
 		return 1
 	}
-	if out, err := exec.Command("go", "build", "-o", udprelay, "./cmd/udprelay").CombinedOutput(); err != nil {
-		logf("compare: go build udprelay: %v\n%s", err, out)
-		return 1
+	for _, c := range []string{udprelay, gorelay} {
+		if out, err := exec.Command("go", "build", "-o", c, "./cmd/"+filepath.Base(c)).CombinedOutput(); err != nil {
+			logf("compare: go build %s: %v\n%s", filepath.Base(c), err, out)
+			return 1
+		}
 	}
-	specs := relaySpecs(spliced, res)
+	p := peers{spliced: spliced, gorelay: gorelay}
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		p.haproxy = true
+	} else {
+		res.Skipped = append(res.Skipped, "haproxy: not installed")
+	}
+	if _, err := exec.LookPath("socat"); err == nil {
+		p.socat = true
+	} else {
+		res.Skipped = append(res.Skipped, "socat: not installed")
+	}
 
-	if !skip("tcp") {
-		logf("== TCP relays, %v each after %v warm-up", *flagDur, *flagWarm)
-		res.TCP = runTCPAll(specs, tmp)
+	if want("bulk") {
+		logf("== bulk TCP streams, %v each after %v warm-up", *flagDur, *flagWarm)
+		res.TCP = runTCPAll(p, tmp)
 	}
-	if !skip("udp") {
+	if want("rr") {
+		logf("== request/response, 1 connection, %d-byte messages, %v each", msgSize, *flagRRDur)
+		res.RR1 = runRRAll(p, 1, tmp)
+	}
+	if want("rr32") {
+		logf("== request/response, 32 connections, %d-byte messages, %v each", msgSize, *flagRRDur)
+		res.RR32 = runRRAll(p, 32, tmp)
+	}
+	if want("churn") {
+		logf("== connection churn, 16 clients (connect, %d B echo, close), %v each", msgSize, *flagRRDur)
+		res.Churn = runChurnAll(p, 16, tmp)
+	}
+	if want("fair") {
+		logf("== fairness: 1 interactive connection beside 4 bulk streams, %v each", *flagRRDur)
+		res.Fair = runFairAll(p, 4, tmp)
+	}
+	if want("idle") {
+		logf("== %d idle relayed connections", *flagIdle)
+		res.Idle = runIdleAll(p, tmp)
+	}
+	if want("udp") {
 		logf("== UDP relays")
 		res.UDP = runUDPAll(spliced, udprelay, tmp)
 	}
-	if !skip("idle") {
-		logf("== %d idle relayed connections", *flagIdle)
-		res.Idle = runIdleAll(specs, tmp)
-	}
-	if !skip("gc") {
+	if want("gc") {
 		logf("== relay heap allocations while streaming (spliced --mode user, admin /metrics)")
 		res.GC = runGC(spliced, tmp)
 	}
+	tool := func(part, bin, what string, f func() error) {
+		if !want(part) {
+			return
+		}
+		if _, err := exec.LookPath(bin); err != nil {
+			res.Skipped = append(res.Skipped, bin+": not installed ("+what+" skipped)")
+			logf("== %s: %s not installed, skipped", what, bin)
+			return
+		}
+		logf("== %s", what)
+		if err := f(); err != nil {
+			res.Skipped = append(res.Skipped, what+": "+err.Error())
+			logf("  %v", err)
+		}
+	}
+	tool("wrk", "wrk", "wrk against nginx", func() error {
+		if _, err := exec.LookPath("nginx"); err != nil {
+			return errors.New("nginx not installed")
+		}
+		var err error
+		res.Wrk, err = runWrkAll(p, tmp)
+		return err
+	})
+	tool("redis", "redis-benchmark", "redis-benchmark against redis-server", func() error {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return errors.New("redis-server not installed")
+		}
+		var err error
+		res.Redis, err = runRedisAll(p, tmp)
+		return err
+	})
+	tool("iperf", "iperf3", "iperf3, 8 parallel streams", func() error {
+		var err error
+		res.Iperf, err = runIperfAll(p, tmp)
+		return err
+	})
 	res.Targets = targets(res)
+	res.Comparisons = comparisons(res)
+	res.Configs = configs()
 	res.Seconds = time.Since(start).Seconds()
 	res.Markdown = markdown(res)
 	fmt.Println(res.Markdown)
+	if err := writeConfigs(*flagOut, res.Configs); err != nil {
+		logf("compare: %v", err)
+		return 1
+	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	path := filepath.Join(*flagOut, "results.json")
 	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		logf("compare: %v", err)
 		return 1
 	}
-	logf("wrote %s in %.0f s", path, res.Seconds)
+	logf("wrote %s and %s in %.0f s", path, filepath.Join(*flagOut, "configs"), res.Seconds)
 	return 0
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }
 
 // raiseNofile sets the soft fd limit to the hard one explicitly, so that the relays the
 // harness starts inherit it (Go restores the original soft limit in children otherwise).
@@ -213,6 +350,21 @@ func machine() map[string]string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m["kernel"] = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			m["memory"] = fmt.Sprintf("%.0f GiB", kb/(1<<20))
+		}
+	}
+	m["commit"] = commit(*flagRoot)
+	m["date"] = time.Now().UTC().Format("2006-01-02")
+	for _, t := range [][]string{{"nginx", "-v"}, {"redis-server", "--version"}, {"iperf3", "--version"}, {"wrk", "--version"}} {
+		if out, err := exec.Command(t[0], t[1:]...).CombinedOutput(); err == nil || len(out) > 0 {
+			if l := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]); l != "" && !strings.Contains(l, "not found") {
+				m[t[0]] = l
+			}
+		}
+	}
 	if out, err := exec.Command("haproxy", "-v").Output(); err == nil {
 		m["haproxy"] = strings.SplitN(string(out), "\n", 2)[0]
 	}
@@ -226,133 +378,69 @@ func machine() map[string]string {
 	return m
 }
 
-func relaySpecs(spliced string, res *Results) []relaySpec {
-	sp := func(mode string, softnet bool) relaySpec {
-		return relaySpec{name: "spliced " + mode, softnet: softnet, start: func(l, t, _ string) *exec.Cmd {
-			return exec.Command(spliced, "run", "--listen", l, "--to", t, "--mode", mode, "--admin", "off",
-				"--sockbuf", *flagSockbuf, "--log-level", "warn")
-		}}
+// commit is the main module's git rev-parse --short HEAD, with "-dirty" when tracked
+// files differ from it.
+func commit(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
 	}
-	specs := []relaySpec{sp("auto", true), sp("kernel", true), sp("user", true), sp("iocopy", false), sp("copy", false)}
-	if _, err := exec.LookPath("haproxy"); err == nil {
-		for _, splice := range []bool{false, true} {
-			name := "haproxy"
-			if splice {
-				name = "haproxy splice-auto"
-			}
-			specs = append(specs, relaySpec{name: name, start: func(l, t, dir string) *exec.Cmd {
-				cfg := filepath.Join(dir, sanitize(name)+".cfg")
-				opt := ""
-				if splice {
-					opt = "    option splice-auto\n"
-				}
-				_ = os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-    maxconn 6000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 5m
-    timeout server 5m
-    maxconn 6000
-%sfrontend f
-    bind %s
-    default_backend b
-backend b
-    server s %s
-`, opt, l, t)), 0o644)
-				return exec.Command("haproxy", "-db", "-f", cfg)
-			}})
-		}
-	} else {
-		res.Skipped = append(res.Skipped, "haproxy: not installed ("+err.Error()+")")
+	c := strings.TrimSpace(string(out))
+	if err := exec.Command("git", "-C", root, "diff", "--quiet", "HEAD", "--").Run(); err != nil {
+		c += "-dirty"
 	}
-	if _, err := exec.LookPath("socat"); err == nil {
-		specs = append(specs, relaySpec{name: "socat", start: func(l, t, _ string) *exec.Cmd {
-			_, lp, _ := strings.Cut(l, ":")
-			return exec.Command("socat", "TCP-LISTEN:"+lp+",fork,reuseaddr,bind=127.0.0.1", "TCP:"+t)
-		}})
-	} else {
-		res.Skipped = append(res.Skipped, "socat: not installed ("+err.Error()+")")
-	}
-	return specs
+	return c
 }
 
-func runTCPAll(specs []relaySpec, tmp string) []TCPResult {
+// bulkNames are the relays of the bulk rows: spliced at its defaults, then with each
+// -modes value, the Go relays, HAProxy with and without splice-auto, and socat.
+func bulkNames() []string {
+	names := []string{directSpec.name, nameSpliced}
+	for _, m := range strings.Split(*flagModes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			names = append(names, nameSpliced+" --mode "+m)
+		}
+	}
+	return append(names, nameIOCopy, nameCopy, nameHAProxy, nameHASplice, nameSocat)
+}
+
+func runTCPAll(p peers, tmp string) []TCPResult {
 	sink := newTCPSink()
 	defer sink.close()
-	type key struct {
-		relay   string
-		streams int
-	}
-	var order []key
-	runs := map[key][]TCPResult{}
-	for round := 1; round <= max(*flagRounds, 1); round++ {
-		logf("  round %d of %d", round, max(*flagRounds, 1))
-		for _, streams := range []int{1, 8} {
-			r, err := runTCP(sink, sink.ln.Addr().String(), 0, streams, *flagWarm, *flagDur)
-			r.Relay = "direct (no relay, ceiling)"
+	specs := p.specs(bulkNames()...)
+	var out []TCPResult
+	for _, streams := range []int{1, 8} {
+		runs := interleave(specs, sink.ln.Addr().String(), tmp, func(rp *relayProc) (TCPResult, error) {
+			return runTCP(sink, rp.listen, rp.pid(), streams, *flagWarm, *flagDur)
+		}, func(r *TCPResult, s relaySpec, err error) {
+			r.Relay, r.Softnet, r.Direct, r.Streams = s.name, s.softnet, s.direct, streams
 			if err != nil {
 				r.Err = err.Error()
 			}
-			logf("  %-28s %d streams %6.2f Gbit/s", r.Relay, streams, r.Gbits)
-			k := key{r.Relay, streams}
-			if round == 1 {
-				order = append(order, k)
-			}
-			runs[k] = append(runs[k], r)
-			for _, s := range specs {
-				var r TCPResult
-				rp, err := startRelay(s, sink.ln.Addr().String(), "tcp", tmp)
-				if err == nil {
-					r, err = runTCP(sink, rp.listen, rp.cmd.Process.Pid, streams, *flagWarm, *flagDur)
-					rp.stop()
-				}
-				r.Relay, r.Softnet, r.Streams = s.name, s.softnet, streams
-				if err != nil {
-					r.Err = err.Error()
-					logf("  %-28s %d streams: %v", s.name, streams, err)
-				} else {
-					logf("  %-28s %d streams %6.2f Gbit/s %6.2f GB/relay-CPU-s (cpu %.2f s)", s.name, streams, r.Gbits, r.BytesPerCPU/1e9, r.RelayCPU)
-				}
-				k := key{s.name, streams}
-				if round == 1 {
-					order = append(order, k)
-				}
-				runs[k] = append(runs[k], r)
-			}
-		}
-	}
-	// Each row is the median run by bytes per relay-CPU-second (by Gbit/s for the
-	// direct path), with every run's figures kept as samples.
-	var out []TCPResult
-	for _, k := range order {
-		rs := runs[k]
-		var ok []TCPResult
-		for _, r := range rs {
-			if r.Err == "" {
-				ok = append(ok, r)
-			}
-		}
-		if len(ok) == 0 {
-			out = append(out, rs[0])
-			continue
-		}
-		sort.Slice(ok, func(i, j int) bool {
-			if ok[i].BytesPerCPU != ok[j].BytesPerCPU {
-				return ok[i].BytesPerCPU < ok[j].BytesPerCPU
-			}
-			return ok[i].Gbits < ok[j].Gbits
+		}, func(r TCPResult) string {
+			return fmt.Sprintf("%d streams %6.2f Gbit/s %6.2f GB/relay-CPU-s (cpu %.2f s)", streams, r.Gbits, r.BytesPerCPU/1e9, r.RelayCPU)
 		})
-		m := ok[len(ok)/2]
-		for _, r := range ok {
-			m.SamplesGbit = append(m.SamplesGbit, r.Gbits)
-			m.SamplesCPU = append(m.SamplesCPU, r.BytesPerCPU)
+		// Each row is the median run by bytes per relay-CPU-second (by Gbit/s for the
+		// direct path), with every run's figures kept as samples.
+		for _, rs := range runs {
+			m, _ := median(rs, func(r TCPResult) bool { return r.Err != "" }, func(r TCPResult) float64 {
+				if r.Direct {
+					return r.Gbits
+				}
+				return r.BytesPerCPU
+			})
+			for _, r := range rs {
+				if r.Err == "" {
+					m.SamplesGbit = append(m.SamplesGbit, r.Gbits)
+					m.SamplesCPU = append(m.SamplesCPU, r.BytesPerCPU)
+				}
+			}
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	for i := range out {
 		for _, ref := range out {
-			if ref.Relay == "spliced auto" && ref.Streams == out[i].Streams && ref.Err == "" && out[i].Err == "" {
+			if ref.Relay == nameSpliced && ref.Streams == out[i].Streams && ref.Err == "" && out[i].Err == "" {
 				if out[i].Gbits > 0 {
 					out[i].AdvGbit = ref.Gbits / out[i].Gbits
 				}
@@ -367,10 +455,10 @@ func runTCPAll(specs []relaySpec, tmp string) []TCPResult {
 
 func runUDPAll(spliced, udprelay, tmp string) []UDPResult {
 	specs := []relaySpec{
-		{name: "spliced --udp", softnet: true, start: func(l, t, _ string) *exec.Cmd {
-			return exec.Command(spliced, "run", "--udp", "--listen", l, "--to", t, "--admin", "off", "--log-level", "warn")
+		{name: "spliced --udp", softnet: true, tool: "spliced", start: func(l, t, _ string) *exec.Cmd {
+			return exec.Command(spliced, "run", "--udp", "--listen", l, "--to", t, "--admin", "off")
 		}},
-		{name: "Go ReadFrom/WriteTo relay", start: func(l, t, _ string) *exec.Cmd {
+		{name: "Go ReadFrom/WriteTo relay", tool: "udprelay", start: func(l, t, _ string) *exec.Cmd {
 			return exec.Command(udprelay, "--listen", l, "--to", t)
 		}},
 	}
@@ -380,7 +468,7 @@ func runUDPAll(spliced, udprelay, tmp string) []UDPResult {
 		var r UDPResult
 		rp, err := startRelay(s, sink.LocalAddr().String(), "udp", tmp)
 		if err == nil {
-			r, err = runUDP(sink, rp.listen, rp.cmd.Process.Pid, *flagWarm, *flagDur)
+			r, err = runUDP(sink, rp.listen, rp.pid(), *flagWarm, *flagDur)
 			rp.stop()
 		}
 		sink.Close()
@@ -402,19 +490,22 @@ func runUDPAll(spliced, udprelay, tmp string) []UDPResult {
 	return out
 }
 
-func runIdleAll(specs []relaySpec, tmp string) []IdleResult {
-	want := map[string]bool{"spliced kernel": true, "spliced user": true, "spliced copy": true, "spliced iocopy": true, "haproxy": true}
+func runIdleAll(p peers, tmp string) []IdleResult {
+	names := []string{nameSpliced}
+	for _, m := range strings.Split(*flagModes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			names = append(names, nameSpliced+" --mode "+m)
+		}
+	}
+	names = append(names, nameHAProxy, nameIOCopy, nameCopy)
 	var out []IdleResult
 	sink := newTCPSink()
 	defer sink.close()
-	for _, s := range specs {
-		if !want[s.name] {
-			continue
-		}
+	for _, s := range p.specs(names...) {
 		var r IdleResult
 		rp, err := startRelay(s, sink.ln.Addr().String(), "tcp", tmp)
 		if err == nil {
-			r, err = runIdle(sink, rp.listen, rp.cmd.Process.Pid, *flagIdle)
+			r, err = runIdle(sink, rp.listen, rp.pid(), *flagIdle, 1000, *flagIdleCPU)
 			rp.stop()
 			if b, _ := os.ReadFile(rp.logf.Name()); err != nil && len(b) > 0 {
 				err = fmt.Errorf("%w (relay's log: %s)", err, lastLine(string(b)))
@@ -423,16 +514,16 @@ func runIdleAll(specs []relaySpec, tmp string) []IdleResult {
 		r.Relay, r.Softnet = s.name, s.softnet
 		if err != nil {
 			r.Err = err.Error()
-			logf("  %-28s %v", s.name, err)
+			logf("  %-30s %v", s.name, err)
 		} else {
-			logf("  %-28s %7.0f B RSS/conn idle, %7.0f B after 1 KiB each", s.name, r.PerConn, r.Touched)
+			logf("  %-30s %6.2f KiB RSS/conn, %.1f fds/conn; CPU idle %.2f%%, with %d idle conns %.2f%%", s.name, r.PerConn/1024, r.FDsPerConn, r.CPUIdlePct, r.CPUConns, r.CPUConnsPct)
 		}
 		out = append(out, r)
 		time.Sleep(500 * time.Millisecond)
 	}
 	var ref float64
 	for _, r := range out {
-		if r.Relay == "spliced kernel" && r.Err == "" {
+		if r.Relay == nameSpliced && r.Err == "" {
 			ref = r.PerConn
 		}
 	}
@@ -451,9 +542,8 @@ func runIdleAll(specs []relaySpec, tmp string) []IdleResult {
 // back-to-back scrapes) subtracted.
 func runGC(spliced, tmp string) *GCResult {
 	admin := freePort("tcp")
-	s := relaySpec{name: "spliced user gc", start: func(l, t, _ string) *exec.Cmd {
-		return exec.Command(spliced, "run", "--listen", l, "--to", t, "--mode", "user", "--admin", admin,
-			"--sockbuf", *flagSockbuf, "--log-level", "warn")
+	s := relaySpec{name: "spliced --mode user, admin on", tool: "spliced", start: func(l, t, _ string) *exec.Cmd {
+		return exec.Command(spliced, "run", "--listen", l, "--to", t, "--mode", "user", "--admin", admin)
 	}}
 	sink := newTCPSink()
 	defer sink.close()

@@ -19,7 +19,8 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// relayProc is one relay under test, running as its own process.
+// relayProc is one relay under test, running as its own process (or, for the direct
+// path, no process: listen is the target itself).
 type relayProc struct {
 	name    string
 	softnet bool
@@ -28,12 +29,27 @@ type relayProc struct {
 	logf    *os.File
 }
 
+// pid is the relay process's id, 0 for the direct path (no relay CPU to read).
+func (rp *relayProc) pid() int {
+	if rp.cmd == nil || rp.cmd.Process == nil {
+		return 0
+	}
+	return rp.cmd.Process.Pid
+}
+
 // relaySpec says how to start a relay from listen to target.
 type relaySpec struct {
 	name    string
 	softnet bool
-	start   func(listen, target, dir string) *exec.Cmd
+	// direct is the path with no relay: the clients connect to the target itself.
+	direct bool
+	// tool names the file of results/configs/ that gets this relay's command line.
+	tool  string
+	start func(listen, target, dir string) *exec.Cmd
 }
+
+// directSpec is the path with no relay, the ceiling of every relay row.
+var directSpec = relaySpec{name: "direct (no relay)", direct: true}
 
 var (
 	procsMu sync.Mutex
@@ -73,8 +89,12 @@ func freePort(network string) string {
 // startRelay starts spec relaying to target, and waits until it accepts (TCP) or for a
 // short settle (UDP).
 func startRelay(spec relaySpec, target, network, dir string) (*relayProc, error) {
+	if spec.direct {
+		return &relayProc{name: spec.name, listen: target}, nil
+	}
 	listen := freePort(network)
 	cmd := spec.start(listen, target, dir)
+	recordCmd(spec.tool, spec.name, cmd.Args)
 	lf, err := os.Create(filepath.Join(dir, sanitize(spec.name)+".log"))
 	if err != nil {
 		return nil, err
@@ -124,6 +144,9 @@ func lastLine(s string) string {
 }
 
 func (rp *relayProc) stop() {
+	if rp.cmd == nil {
+		return
+	}
 	procsMu.Lock()
 	delete(procs, rp.cmd)
 	procsMu.Unlock()
@@ -206,14 +229,15 @@ func procRSS(pid int) int64 {
 type TCPResult struct {
 	Relay       string  `json:"relay"`
 	Softnet     bool    `json:"softnet"`
+	Direct      bool    `json:"direct,omitempty"`
 	Streams     int     `json:"streams"`
 	Seconds     float64 `json:"seconds"`
 	Bytes       int64   `json:"bytes"`
 	Gbits       float64 `json:"gbit_s"`
 	RelayCPU    float64 `json:"relay_cpu_s"`
 	BytesPerCPU float64 `json:"bytes_per_relay_cpu_s"`
-	// AdvGbit and AdvCPU are spliced auto's figure at the same stream count divided by
-	// this row's (> 1: spliced auto is better).
+	// AdvGbit and AdvCPU are spliced's (default flags) figure at the same stream count
+	// divided by this row's (> 1: spliced is better).
 	AdvGbit float64 `json:"softnet_advantage_gbit"`
 	AdvCPU  float64 `json:"softnet_advantage_cpu"`
 	// SamplesGbit and SamplesCPU are every round's figures (the row is the median).
@@ -253,6 +277,7 @@ func newTCPSink() *tcpSink {
 					n, err := c.Read(buf)
 					s.bytes.Add(int64(n))
 					if err != nil {
+						c.Close() // the relay's flow ends, as with a real target
 						return
 					}
 				}
@@ -429,7 +454,8 @@ func runUDP(sink *net.UDPConn, addr string, pid int, warm, dur time.Duration) (U
 	return r, nil
 }
 
-// IdleResult is the RSS cost of idle relayed connections.
+// IdleResult is the RSS cost of idle relayed connections, and the relay's CPU while
+// idle.
 type IdleResult struct {
 	Relay      string  `json:"relay"`
 	Softnet    bool    `json:"softnet"`
@@ -437,22 +463,31 @@ type IdleResult struct {
 	RSSBefore  int64   `json:"rss_before"`
 	RSSAfter   int64   `json:"rss_after"`
 	PerConn    float64 `json:"rss_bytes_per_conn"`
-	Touched    float64 `json:"rss_bytes_per_conn_touched"`
 	AdvPerConn float64 `json:"softnet_advantage"`
 	// FDsPerConn is the relay's open file descriptors per relayed connection (sockets,
 	// and pipes where a relay holds them while idle).
 	FDsPerConn float64 `json:"fds_per_conn"`
-	Err        string  `json:"error,omitempty"`
+	// CPUIdlePct is the relay's CPU (% of one core) with no connection, CPUConnsPct
+	// with CPUConns idle relayed connections open, each over CPUSeconds.
+	CPUIdlePct  float64 `json:"cpu_pct_no_conns"`
+	CPUConnsPct float64 `json:"cpu_pct_idle_conns"`
+	CPUConns    int     `json:"cpu_idle_conns"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	Err         string  `json:"error,omitempty"`
 }
 
-// runIdle opens n connections through addr, waits until the sink holds them all, and
-// reports pid's RSS growth per connection; then sends 1 KiB down each connection and
-// measures again ("touched").
-func runIdle(sink *tcpSink, addr string, pid, n int) (r IdleResult, err error) {
-	r = IdleResult{Conns: n}
+// runIdle measures, as an operator sees it (VmRSS, no forced GC): the relay's CPU over
+// cpuWin with no connection; its RSS; then it opens n connections through addr, waits
+// until the sink holds them all and 2 s more, and reports the RSS growth per connection;
+// then it closes all but cpuConns of them and measures the relay's CPU over cpuWin again.
+func runIdle(sink *tcpSink, addr string, pid, n, cpuConns int, cpuWin time.Duration) (r IdleResult, err error) {
+	r = IdleResult{Conns: n, CPUConns: min(cpuConns, n), CPUSeconds: cpuWin.Seconds()}
 	defer sink.closeConns()
 	base := sink.conns.Load()
 	time.Sleep(300 * time.Millisecond)
+	c0 := procCPU(pid)
+	time.Sleep(cpuWin)
+	r.CPUIdlePct = 100 * (procCPU(pid) - c0) / cpuWin.Seconds()
 	r.RSSBefore = procRSS(pid)
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -462,7 +497,7 @@ func runIdle(sink *tcpSink, addr string, pid, n int) (r IdleResult, err error) {
 	}()
 	fd0 := procFDs(pid)
 	defer func() {
-		if got := sink.conns.Load() - base; got > 0 {
+		if got := sink.conns.Load() - base; got > 0 && r.FDsPerConn == 0 {
 			r.FDsPerConn = float64(procFDs(pid)-fd0) / float64(got)
 		}
 	}()
@@ -486,17 +521,18 @@ func runIdle(sink *tcpSink, addr string, pid, n int) (r IdleResult, err error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	r.RSSAfter = procRSS(pid)
 	r.PerConn = float64(r.RSSAfter-r.RSSBefore) / float64(n)
-	msg := make([]byte, 1024)
-	for _, c := range conns {
-		if _, err := c.Write(msg); err != nil {
-			return r, err
-		}
+	r.FDsPerConn = float64(procFDs(pid)-fd0) / float64(n)
+	for _, c := range conns[r.CPUConns:] {
+		c.Close()
 	}
-	time.Sleep(1500 * time.Millisecond)
-	r.Touched = float64(procRSS(pid)-r.RSSBefore) / float64(n)
+	conns = conns[:r.CPUConns]
+	time.Sleep(time.Second) // the closes ripple through the relay
+	c1 := procCPU(pid)
+	time.Sleep(cpuWin)
+	r.CPUConnsPct = 100 * (procCPU(pid) - c1) / cpuWin.Seconds()
 	return r, nil
 }
 
