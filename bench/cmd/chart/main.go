@@ -154,6 +154,9 @@ func svg(r *results, secs []section) string {
 			if c.Ratio < 1 {
 				word = "behind"
 			}
+			if math.Abs(c.Ratio-1) < 0.005 {
+				word = "even"
+			}
 			if c.Ceiling {
 				word = "of the ceiling"
 			}

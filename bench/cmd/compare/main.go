@@ -93,11 +93,12 @@ var (
 	flagDur      = flag.Duration("dur", 2*time.Second, "measured time of each bulk (and UDP) relay run")
 	flagRounds   = flag.Int("rounds", 3, "rounds of every relay scenario (each relay once per round, round-robin; the median is kept)")
 	flagWarm     = flag.Duration("warm", 500*time.Millisecond, "warm-up before each bulk, UDP and fairness run")
-	flagRRDur    = flag.Duration("rrdur", 2500*time.Millisecond, "measured time of each request/response, churn and fairness run")
+	flagRR1Dur   = flag.Duration("rr1dur", 3*time.Second, "measured time of each 1-connection request/response run")
+	flagRRDur    = flag.Duration("rrdur", 2*time.Second, "measured time of each 32-connection request/response, churn and fairness run")
 	flagRRWarm   = flag.Duration("rrwarm", 300*time.Millisecond, "warm-up before each request/response and churn run")
 	flagToolDur  = flag.Duration("tooldur", 2*time.Second, "duration of each wrk run (whole seconds)")
-	flagIperfDur = flag.Duration("iperfdur", 3*time.Second, "duration of each iperf3 run (whole seconds)")
-	flagRedisN   = flag.Int("redisn", 60000, "redis-benchmark requests per test")
+	flagIperfDur = flag.Duration("iperfdur", 2*time.Second, "duration of each iperf3 run (whole seconds)")
+	flagRedisN   = flag.Int("redisn", 20000, "redis-benchmark requests per test")
 	flagIdle     = flag.Int("idle", 5000, "idle relayed connections")
 	flagIdleCPU  = flag.Duration("idlecpu", 3*time.Second, "window of the idle relay's CPU measurements")
 	flagModes    = flag.String("modes", "kernel,user", "spliced --mode values measured as extra rows (bulk and idle)")
@@ -114,8 +115,8 @@ var allParts = []string{"micro", "bulk", "rr", "rr32", "churn", "fair", "idle", 
 func quick() {
 	given := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	for name, v := range map[string]string{"rounds": "1", "dur": "400ms", "warm": "150ms", "rrdur": "500ms", "rrwarm": "100ms",
-		"tooldur": "1s", "iperfdur": "1s", "redisn": "10000", "idle": "500", "idlecpu": "500ms", "modes": ""} {
+	for name, v := range map[string]string{"rounds": "1", "dur": "400ms", "warm": "150ms", "rr1dur": "500ms", "rrdur": "400ms", "rrwarm": "100ms",
+		"tooldur": "1s", "iperfdur": "1s", "redisn": "5000", "idle": "500", "idlecpu": "500ms", "modes": ""} {
 		if !given[name] {
 			_ = flag.Set(name, v)
 		}
@@ -182,7 +183,7 @@ func run(start time.Time) int {
 	raiseNofile()
 	res := &Results{Started: start.UTC(), Machine: machine(), Skipped: []string{},
 		Config: map[string]any{"relay_seconds": flagDur.Seconds(), "warm_seconds": flagWarm.Seconds(),
-			"rr_seconds": flagRRDur.Seconds(), "rr_warm_seconds": flagRRWarm.Seconds(), "tool_seconds": flagToolDur.Seconds(),
+			"rr1_seconds": flagRR1Dur.Seconds(), "rr_seconds": flagRRDur.Seconds(), "rr_warm_seconds": flagRRWarm.Seconds(), "tool_seconds": flagToolDur.Seconds(),
 			"iperf_seconds": flagIperfDur.Seconds(), "redis_requests": *flagRedisN, "idle_cpu_seconds": flagIdleCPU.Seconds(),
 			"idle_conns": *flagIdle, "micro_count": *flagCount, "rounds": *flagRounds, "gomaxprocs": runtime.GOMAXPROCS(0),
 			"quick": *flagQuick, "only": *flagOnly, "skip": *flagSkip, "spliced_flags": "run --listen L --to T --admin off (shipped defaults)",
@@ -238,7 +239,7 @@ func run(start time.Time) int {
 		res.TCP = runTCPAll(p, tmp)
 	}
 	if want("rr") {
-		logf("== request/response, 1 connection, %d-byte messages, %v each", msgSize, *flagRRDur)
+		logf("== request/response, 1 connection, %d-byte messages, %v each", msgSize, *flagRR1Dur)
 		res.RR1 = runRRAll(p, 1, tmp)
 	}
 	if want("rr32") {

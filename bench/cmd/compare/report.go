@@ -315,7 +315,7 @@ func markdown(res *Results) string {
 		return fmt.Sprintf(f, v)
 	}
 	if len(res.RR1) > 0 {
-		p("### Request/response, 1 connection (64-byte request, 64-byte echo, one at a time; median of %v interleaved runs of %.1f s)\n\n", rounds, res.Config["rr_seconds"])
+		p("### Request/response, 1 connection (64-byte request, 64-byte echo, one at a time; median of %v interleaved runs of %.1f s)\n\n", rounds, res.Config["rr1_seconds"])
 		p("| relay | round trips/s | p50 (µs) | p99 (µs) | added p50 over direct (µs) | relay CPU (s) |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range res.RR1 {
 			if r.Err != "" {

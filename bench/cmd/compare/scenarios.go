@@ -164,7 +164,11 @@ func runRRAll(p peers, conns int, tmp string) []RRResult {
 	specs := p.specs(names...)
 	runs := interleave(specs, srv.addr(), tmp, func(rp *relayProc) (RRResult, error) {
 		defer srv.closeConns()
-		return measureRR(rp, conns, *flagRRWarm, *flagRRDur)
+		dur := *flagRRDur
+		if conns == 1 {
+			dur = *flagRR1Dur
+		}
+		return measureRR(rp, conns, *flagRRWarm, dur)
 	}, func(r *RRResult, s relaySpec, err error) {
 		r.Relay, r.Softnet, r.Direct, r.Conns = s.name, s.softnet, s.direct, conns
 		if err != nil {
