@@ -225,7 +225,7 @@ func comparisons(res *Results) []Comparison {
 		idc = append(idc, cmpRow{r.Relay, sn, false, r.CPUConnsPct, r.Err == "" && r.CPUConnsPct >= 0.1})
 	}
 	add(cmpRows("Idle connections", "RSS per connection", false, false, nameSpliced, id))
-	add(cmpRows("Idle connections", "CPU % with 1,000 idle connections (rows at < 0.1% left out)", false, false, nameSpliced, idc))
+	add(cmpRows("Idle connections", fmt.Sprintf("CPU %% with %d idle connections (rows at < 0.1%% left out)", min(1000, *flagIdle)), false, false, nameSpliced, idc))
 	if len(res.UDP) == 2 {
 		var u, uc []cmpRow
 		for _, r := range res.UDP {
@@ -364,7 +364,7 @@ func markdown(res *Results) string {
 	}
 	if len(res.Idle) > 0 {
 		p("### Idle relayed TCP connections (%v; VmRSS as ps shows it, 2 s after the burst, no forced GC)\n\n", res.Config["idle_conns"])
-		p("| relay | RSS before | RSS after | RSS per connection | relay fds per connection | row ÷ spliced, RSS | CPU, no connection | CPU, 1,000 idle connections |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| relay | RSS before | RSS after | RSS per connection | relay fds per connection | row ÷ spliced, RSS | CPU, no connection | CPU, %d idle connections |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", min(1000, *flagIdle))
 		for _, r := range res.Idle {
 			if r.Err != "" {
 				p("| %s | error: %s | | | %.1f | | %.2f%% | |\n", r.Relay, r.Err, r.FDsPerConn, r.CPUIdlePct)
