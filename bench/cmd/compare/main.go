@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -146,6 +147,7 @@ func main() {
 	watchdog := time.AfterFunc(15*time.Minute, func() {
 		fmt.Fprintln(os.Stderr, "compare: over 15 minutes, giving up")
 		killAll()
+		writePartial(start)
 		os.Exit(2)
 	})
 	defer watchdog.Stop()
@@ -178,6 +180,32 @@ func want(part string) bool {
 	return !*flagQuick || part != "micro" && part != "gc"
 }
 
+// partial is the run's results so far, written by the watchdog if the run overruns (each
+// scenario's slice is assigned whole when the scenario ends).
+var (
+	partialMu sync.Mutex
+	partial   *Results
+)
+
+func writePartial(start time.Time) {
+	partialMu.Lock()
+	res := partial
+	partialMu.Unlock()
+	if res == nil {
+		return
+	}
+	res.Skipped = append(res.Skipped, "the rest: the run overran its 15 minutes and was stopped")
+	res.Configs = configs()
+	res.Seconds = time.Since(start).Seconds()
+	res.Comparisons = comparisons(res)
+	res.Markdown = markdown(res)
+	fmt.Println(res.Markdown)
+	_ = writeConfigs(*flagOut, res.Configs)
+	b, _ := json.MarshalIndent(res, "", "  ")
+	_ = os.WriteFile(filepath.Join(*flagOut, "results.json"), append(b, '\n'), 0o644)
+	logf("compare: wrote the partial results")
+}
+
 func run(start time.Time) int {
 	defer killAll()
 	raiseNofile()
@@ -188,6 +216,9 @@ func run(start time.Time) int {
 			"idle_conns": *flagIdle, "micro_count": *flagCount, "rounds": *flagRounds, "gomaxprocs": runtime.GOMAXPROCS(0),
 			"quick": *flagQuick, "only": *flagOnly, "skip": *flagSkip, "spliced_flags": "run --listen L --to T --admin off (shipped defaults)",
 			"chain": "64 KiB in 32 x 2 KiB pieces", "tcp_write": "128 KiB writes", "udp_datagram": 1200, "message_bytes": msgSize}}
+	partialMu.Lock()
+	partial = res
+	partialMu.Unlock()
 	if err := os.MkdirAll(*flagOut, 0o755); err != nil {
 		logf("compare: %v", err)
 		return 1
