@@ -82,6 +82,9 @@ func (so *Socket) input() {
 	} else if m != nil {
 		m.FreeM()
 	}
+	if sp := so.sp.Load(); sb.flags&sbSplice != 0 && sp != nil {
+		sp.inputRead(sb, n) // SpliceAuto: a bulk flow takes the kernel path
+	}
 	switch {
 	case err == nil:
 		if n == limit || sb.flags&sbRdHup != 0 {

@@ -15,8 +15,30 @@ import (
 type SpliceMode int
 
 const (
-	// SpliceAuto uses SpliceKernel when both sockets are TCP (nothing in this package
-	// inspects spliced data), else SpliceUser.
+	// SpliceAuto starts every flow on the user path (SpliceUser) and moves a TCP flow to
+	// the kernel path (SpliceKernel) once it proves to be bulk, and back when it goes
+	// quiet, as HAProxy's "option splice-auto" does with its streamer flag.
+	//
+	// Why: a small request costs fewer system calls on the user path (one readv, one
+	// writev) than on the kernel path (a splice into the pipe, one out of it, and the
+	// splice that finds the socket empty), while a bulk flow costs less CPU per byte on
+	// the kernel path, whose bytes never enter user space.
+	//
+	// Promotion: autoPromote (3) input reads in a row that fill the input budget
+	// (netq.Budget) or the receive sockbuf, with no read between them of less; HAProxy
+	// calls a buffer filled in one read three times in a row a fast streamer. Demotion:
+	// autoDemote (3) kernel turns in a row that each took from the source more than
+	// nothing but less than half of netq.Budget, leaving the pipe empty (HAProxy: three
+	// reads of at most half a buffer). A turn that moved nothing from the source, or
+	// one that left bytes in the pipe (the drain is the bottleneck) keeps the kernel
+	// path. BenchmarkAuto measures both ends: request/response flows stay on the user
+	// path, bulk flows reach the kernel path's bytes per CPU-second.
+	//
+	// Switching keeps byte order: the kernel path moves what the user path left in the
+	// source's receive sockbuf first, and splices into the drain only when the drain's
+	// send sockbuf is empty; the flow goes back to the user path only when the pipe is
+	// empty. With SpliceOptions.Budget, a promoted flow also gets larger kernel socket
+	// buffers while it is on the kernel path. A UDP splice is always SpliceUser.
 	SpliceAuto SpliceMode = iota
 	// SpliceUser moves mbufs from the source's receive sockbuf to the drain's send sockbuf
 	// without copying them (somove); the worker reads the source into clusters and writes
@@ -53,8 +75,12 @@ type SpliceOptions struct {
 	// would return, which it takes (so WaitSplice then finds none). It runs on the
 	// source's worker, or in the goroutine that called Unsplice or Close, and must not
 	// block: it is how a relay learns of the end without a goroutine per connection.
-	// (An addition to DESIGN §5; the fields above are the contract's.)
+	// (An addition to the OpenBSD contract; the fields above are the contract's.)
 	OnEnd func(err error)
+	// Budget, if set, lets a SpliceAuto flow that is promoted to the kernel path raise
+	// the source's SO_RCVBUF and the drain's SO_SNDBUF to the budget's bulk size while
+	// it stays there, if the budget has room (see BufferBudget). nil: no growth.
+	Budget *BufferBudget
 }
 
 // sosplice is OpenBSD's struct sosplice: the splice state of a socket, made on its first
@@ -68,12 +94,20 @@ type sosplice struct {
 	len    atomic.Int64 // ssp_len: bytes moved by the latest splice
 	max    int64        // ssp_max
 	idle   time.Duration
-	kernel bool
+	kernel bool // on the kernel path now (SpliceKernel, or SpliceAuto promoted)
+	auto   bool // SpliceAuto on TCP: kernel may change (splice_auto.go)
+	large  int  // auto, user path: input reads in a row that filled the budget or the sockbuf
+	small  int  // auto, kernel path: turns in a row that moved little from the source
 	onEnd  func(error)
-	task   netq.Task  // ssp_task: sotask, on the source's worker
-	timer  netq.Timer // ssp_idleto: soidle
-	memw   atomic.Bool
-	pipe   *pipe // the kernel path's pipe, held only while bytes are in it
+	// lastTurn is what the latest turn of the splice task moved (bytes into the drain
+	// or out of the source, the larger): queue puts a flow that moved less than
+	// sparseQuantum on the worker's sparse queue.
+	lastTurn atomic.Int64
+	grown    bufGrowth  // the buffers a BufferBudget lent this splice (budget.go)
+	task     netq.Task  // ssp_task: sotask, on the source's worker
+	timer    netq.Timer // ssp_idleto: soidle
+	memw     atomic.Bool
+	pipe     *pipe // the kernel path's pipe, held only while bytes are in it
 }
 
 // spliceRecord returns so's splice record, making it on first use.
@@ -91,9 +125,15 @@ func (so *Socket) spliceRecord() *sosplice {
 }
 
 // queue is the task_add of sorwakeup/sowwakeup: it queues the splice task on the
-// source's worker.
+// source's worker, on the sparse queue (netq.Worker.AddSparse) if its latest turn moved
+// less than sparseQuantum, else behind the bulk passes (Add).
 func (sp *sosplice) queue() {
-	if sp != nil {
+	if sp == nil {
+		return
+	}
+	if sp.lastTurn.Load() < sparseQuantum {
+		sp.so.w.AddSparse(&sp.task)
+	} else {
 		sp.so.w.Add(&sp.task)
 	}
 }
@@ -144,6 +184,7 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 		return syscall.ENOTCONN
 	}
 	sp, dsp := src.spliceRecord(), dst.spliceRecord()
+	rcvSized := opt.Budget != nil && src.rcvSized()
 
 	src.rcv.mu.Lock()
 	dst.snd.mu.Lock()
@@ -162,7 +203,11 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 	sp.len.Store(0)
 	sp.max = opt.Max
 	sp.idle = opt.Idle
-	sp.kernel = opt.Mode == SpliceKernel || opt.Mode == SpliceAuto && src.ni.tcp()
+	sp.kernel = opt.Mode == SpliceKernel
+	sp.auto = opt.Mode == SpliceAuto && src.ni.tcp()
+	sp.large, sp.small = 0, 0
+	sp.lastTurn.Store(0)
+	sp.grown = bufGrowth{budget: opt.Budget, rcvSized: rcvSized}
 	sp.onEnd = opt.OnEnd
 	src.rcv.flags |= sbSplice
 	src.rcv.flags &^= sbWantIO
@@ -264,6 +309,7 @@ func (so *Socket) sounsplice(sp *sosplice, dst *Socket) func(error) {
 	if sp.pipe != nil {
 		so.pipeBack(sp)
 	}
+	sp.grown.giveBack(so, dst)
 	fn := sp.onEnd
 	sp.onEnd = nil
 	so.rcv.wakeup() // readers and WaitSplice
@@ -327,6 +373,7 @@ func (sp *sosplice) release(so *Socket) {
 		sp.pipe.close()
 		sp.pipe = nil
 	}
+	sp.grown.forget()
 	so.rcv.mu.Unlock()
 }
 
@@ -358,11 +405,13 @@ func (sp *sosplice) run() {
 	}
 	dst.snd.mu.Lock()
 	var r moveResult
+	len0 := sp.len.Load()
 	if sp.kernel {
 		r = so.somoveKernel(sp, dst)
 	} else {
 		r = so.somove(sp, dst)
 	}
+	sp.lastTurn.Store(max(sp.len.Load()-len0, int64(r.read)))
 	var fn func(error)
 	if r.end {
 		fn = so.sounsplice(sp, dst)
@@ -388,4 +437,5 @@ type moveResult struct {
 	moved bool // something went to the drain's send sockbuf: run its output
 	again bool // more to do after a yield (the budget ran out)
 	end   bool // the splice is over (the reason, if any, is in the source's so_error)
+	read  int  // kernel path: bytes spliced from the source into the pipe
 }

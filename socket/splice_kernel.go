@@ -1,17 +1,26 @@
 package socket
 
 import (
+	"sync/atomic"
 	"syscall"
 
 	"github.com/softnet-go/softnet/mbuf"
-	"github.com/softnet-go/softnet/netq"
 	"golang.org/x/sys/unix"
 )
 
-// kernelBudget is how many bytes one pass of the kernel path moves before it yields: the
-// bytes do not touch user space, so a pass may move more than netq.Budget for the same
-// time on the worker.
-const kernelBudget = 16 * netq.Budget
+// kernelTurnMax is how many bytes one turn of the kernel path moves into the drain
+// before it yields: one pipe-full. A turn costs the worker its system calls rather than
+// its bytes (they do not touch user space), and a turn of the kernel path is at most one
+// splice into the pipe and one out of it (plus the one that finds the source empty), so
+// it holds the worker about as long as a user-path turn of netq.Budget does;
+// BenchmarkKernelTurn measures the latency of a small request served beside bulk flows
+// and the splices per MiB with one pipe-full and with netq.Budget per turn. A flow that
+// moves little is served first anyway (the sparse queue: sosplice.queue). A variable
+// only for the benchmarks.
+var kernelTurnMax = pipeSize
+
+// spliceCalls counts splice(2) calls, for the benchmarks.
+var spliceCalls atomic.Int64
 
 // somoveKernel is somove() over splice(2): the same checks, maximum, idle timer and
 // endings as the user path, but the bytes go from the source socket into a pipe and from
@@ -20,6 +29,15 @@ const kernelBudget = 16 * netq.Budget
 // empty, so they stay in order behind what was queued there. The pipe comes from the
 // pool when there are bytes to move and goes back as soon as it is empty. so.rcv.mu and
 // dst.snd.mu are held.
+//
+// A turn reads the source until a splice brings less than it asked for, moves that to
+// the drain, and yields with its task queued again (r.again) rather than splicing once
+// more to see EAGAIN: that probe would cost a system call per turn, and the next turn
+// makes it anyway, finding whatever arrived meanwhile. The task must be queued: epoll is
+// edge-triggered, and a short splice may have stopped because the pipe ran out of slots
+// (one per page fragment) while bytes are still in the socket, which then brings no new
+// EPOLLIN until more data arrive. Only a splice that returns EAGAIN lets the turn end
+// without queueing itself.
 func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	rcv, snd := &so.rcv, &dst.snd
 	var r moveResult
@@ -32,9 +50,13 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	if rcv.flags&sbBusy != 0 {
 		return r // an input readv from before the splice: it queues us when done
 	}
+	if sp.auto {
+		sp.grown.grow(so, dst) // promoted: borrow bulk buffers, once per stay
+	}
 	var err syscall.Errno
 	maxreached := false
-	moved := 0
+	moved, read := 0, 0
+	drained := false // a splice from the source brought less than asked, or EAGAIN
 	for {
 		stay, e := spliceChecks(so, dst)
 		if e != 0 || stay {
@@ -71,8 +93,11 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			maxreached = true
 			break
 		}
-		if rcv.flags&sbCantMore != 0 || moved >= kernelBudget {
-			r.again = moved >= kernelBudget
+		if rcv.flags&sbCantMore != 0 {
+			break
+		}
+		if moved >= kernelTurnMax || drained {
+			r.again = true // yield; the next turn reads on (see above)
 			break
 		}
 		if sp.pipe == nil {
@@ -84,7 +109,7 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			sp.pipe = p
 		}
 		// The drain's kernel send buffer is the flow-control point. Left to Linux's
-		// autotuning it grows to megabytes, and the pipe fills to pipeSize: a pass
+		// autotuning it grows to megabytes, and the pipe fills to pipeSize: a turn
 		// moves up to 1 MiB in two splices, as Go's io.Copy does. A drain sized with
 		// SetWriteBuffer (spliced --sockbuf) keeps the pipe to four times its
 		// high-water mark, so the bytes a flow holds in the kernel stay bounded.
@@ -102,8 +127,11 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 		switch {
 		case k > 0:
 			sp.pipe.n += k
+			read += k
+			drained = k < want
 			continue
 		case e == unix.EAGAIN:
+			drained = true
 		case e == 0:
 			rcv.flags |= sbCantMore // EOF: what is in the pipe still goes
 			continue
@@ -125,12 +153,17 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	}
 	r.end = rcv.flags&sbCantMore != 0 && rcv.mb == nil && sp.pipe == nil ||
 		snd.flags&sbCantMore != 0 || maxreached || err != 0 || so.soerr.Load() != 0
+	r.read = read
+	if !r.end {
+		so.kernelTurn(sp, dst, read, drained)
+	}
 	return r
 }
 
 // sysSplice is splice(2) of up to n bytes, non-blocking, retrying EINTR.
 func sysSplice(from, to int, n int) (int, syscall.Errno) {
 	for {
+		spliceCalls.Add(1)
 		k, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		if err == unix.EINTR {
 			continue
