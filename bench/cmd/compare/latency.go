@@ -226,7 +226,7 @@ func cpuWindow(pid int, w window) chan float64 {
 		time.Sleep(time.Until(w.t0))
 		c0 := cpuOf(pid)
 		time.Sleep(time.Until(w.t1))
-		ch <- cpuOf(pid) - c0
+		ch <- max(0, cpuOf(pid)-c0)
 	}()
 	return ch
 }

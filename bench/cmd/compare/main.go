@@ -95,11 +95,11 @@ var (
 	flagRounds   = flag.Int("rounds", 3, "rounds of every relay scenario (each relay once per round, round-robin; the median is kept)")
 	flagWarm     = flag.Duration("warm", 500*time.Millisecond, "warm-up before each bulk, UDP and fairness run")
 	flagRR1Dur   = flag.Duration("rr1dur", 3*time.Second, "measured time of each 1-connection request/response run")
-	flagRRDur    = flag.Duration("rrdur", 2*time.Second, "measured time of each 32-connection request/response, churn and fairness run")
+	flagRRDur    = flag.Duration("rrdur", 1500*time.Millisecond, "measured time of each 32-connection request/response, churn and fairness run")
 	flagRRWarm   = flag.Duration("rrwarm", 300*time.Millisecond, "warm-up before each request/response and churn run")
 	flagToolDur  = flag.Duration("tooldur", 2*time.Second, "duration of each wrk run (whole seconds)")
 	flagIperfDur = flag.Duration("iperfdur", 2*time.Second, "duration of each iperf3 run (whole seconds)")
-	flagRedisN   = flag.Int("redisn", 20000, "redis-benchmark requests per test")
+	flagRedisN   = flag.Int("redisn", 15000, "redis-benchmark requests per test")
 	flagIdle     = flag.Int("idle", 5000, "idle relayed connections")
 	flagIdleCPU  = flag.Duration("idlecpu", 3*time.Second, "window of the idle relay's CPU measurements")
 	flagModes    = flag.String("modes", "kernel,user", "spliced --mode values measured as extra rows (bulk and idle)")
@@ -442,7 +442,7 @@ func runTCPAll(p peers, tmp string) []TCPResult {
 	specs := p.specs(bulkNames()...)
 	var out []TCPResult
 	for _, streams := range []int{1, 8} {
-		runs := interleave(specs, sink.ln.Addr().String(), tmp, func(rp *relayProc) (TCPResult, error) {
+		runs := interleave(specs, fixed(sink.ln.Addr().String()), tmp, func(rp *relayProc) (TCPResult, error) {
 			return runTCP(sink, rp.listen, rp.pid(), streams, *flagWarm, *flagDur)
 		}, func(r *TCPResult, s relaySpec, err error) {
 			r.Relay, r.Softnet, r.Direct, r.Streams = s.name, s.softnet, s.direct, streams

@@ -168,7 +168,9 @@ func sanitize(s string) string {
 
 var clkTck = 100.0 // USER_HZ on Linux
 
-// procCPU is utime+stime in seconds of pid and every descendant of it that is alive.
+// procCPU is utime+stime in seconds of pid and every descendant of it that is alive, plus
+// pid's cutime+cstime (its exited, reaped children). For every relay but socat that is
+// the relay process's own utime+stime.
 func procCPU(pid int) float64 {
 	ents, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
@@ -196,6 +198,13 @@ func procCPU(pid int) float64 {
 		st, _ := strconv.ParseFloat(f[12], 64)
 		parent[p] = pp
 		ticks[p] = ut + st
+		if p == pid && len(f) >= 15 {
+			// cutime+cstime: the relay's children that have exited and been reaped
+			// (socat's per-connection forks), so that their CPU is not lost
+			cut, _ := strconv.ParseFloat(f[13], 64)
+			cst, _ := strconv.ParseFloat(f[14], 64)
+			ticks[p] += cut + cst
+		}
 	}
 	var sum float64
 	for p, t := range ticks {

@@ -107,7 +107,7 @@ func (p peers) specs(names ...string) []relaySpec {
 // interleave runs every spec once per round, round-robin within the round, each run with
 // a relay process of its own started for it, and returns each spec's runs in spec order.
 // tag names a run's result and records its error; show is its log line.
-func interleave[T any](specs []relaySpec, target, tmp string, run func(rp *relayProc) (T, error),
+func interleave[T any](specs []relaySpec, target func() (string, func()), tmp string, run func(rp *relayProc) (T, error),
 	tag func(r *T, s relaySpec, err error), show func(T) string) [][]T {
 	out := make([][]T, len(specs))
 	rounds := max(*flagRounds, 1)
@@ -117,11 +117,13 @@ func interleave[T any](specs []relaySpec, target, tmp string, run func(rp *relay
 		}
 		for i, s := range specs {
 			var r T
-			rp, err := startRelay(s, target, "tcp", tmp)
+			addr, done := target()
+			rp, err := startRelay(s, addr, "tcp", tmp)
 			if err == nil {
 				r, err = run(rp)
 				rp.stop()
 			}
+			done()
 			tag(&r, s, err)
 			if err != nil {
 				logf("  %-30s error: %v", s.name, err)
@@ -133,6 +135,11 @@ func interleave[T any](specs []relaySpec, target, tmp string, run func(rp *relay
 		}
 	}
 	return out
+}
+
+// fixed is a target that is the same for every run.
+func fixed(addr string) func() (string, func()) {
+	return func() (string, func()) { return addr, func() {} }
 }
 
 // median returns the run whose key is the median of the runs without an error (the
@@ -162,7 +169,7 @@ func runRRAll(p peers, conns int, tmp string) []RRResult {
 	defer srv.close()
 	names := []string{directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy, nameSocat}
 	specs := p.specs(names...)
-	runs := interleave(specs, srv.addr(), tmp, func(rp *relayProc) (RRResult, error) {
+	runs := interleave(specs, fixed(srv.addr()), tmp, func(rp *relayProc) (RRResult, error) {
 		defer srv.closeConns()
 		dur := *flagRRDur
 		if conns == 1 {
@@ -198,13 +205,16 @@ func runRRAll(p peers, conns int, tmp string) []RRResult {
 }
 
 func runChurnAll(p peers, clients int, tmp string) []ChurnResult {
-	srv := newMuxServer()
-	defer srv.close()
-	// socat forks a process per connection, whose CPU the harness loses once the process
-	// exits (it reads utime+stime of live processes): no churn row for it.
+	// Each run gets a target of its own on a new port, so that the TIME_WAIT sockets an
+	// earlier run left towards the target (the relays close their target side first)
+	// do not slow the next run's connects.
 	specs := p.specs(directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy)
-	runs := interleave(specs, srv.addr(), tmp, func(rp *relayProc) (ChurnResult, error) {
-		defer srv.closeConns()
+	var srv *muxServer
+	target := func() (string, func()) {
+		srv = newMuxServer()
+		return srv.addr(), srv.close
+	}
+	runs := interleave(specs, target, tmp, func(rp *relayProc) (ChurnResult, error) {
 		return measureChurn(rp, clients, *flagRRWarm, *flagRRDur)
 	}, func(r *ChurnResult, s relaySpec, err error) {
 		r.Relay, r.Softnet, r.Direct, r.Clients = s.name, s.softnet, s.direct, clients
@@ -227,7 +237,7 @@ func runFairAll(p peers, bulk int, tmp string) []FairResult {
 	srv := newMuxServer()
 	defer srv.close()
 	specs := p.specs(directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy)
-	runs := interleave(specs, srv.addr(), tmp, func(rp *relayProc) (FairResult, error) {
+	runs := interleave(specs, fixed(srv.addr()), tmp, func(rp *relayProc) (FairResult, error) {
 		defer srv.closeConns()
 		return measureFair(srv, rp, bulk, *flagWarm, *flagRRDur)
 	}, func(r *FairResult, s relaySpec, err error) {
@@ -258,7 +268,7 @@ func runWrkAll(p peers, tmp string) ([]WrkResult, error) {
 		return nil, err
 	}
 	defer ng.stop()
-	runs := interleave(thirdPartySpecs(p), ng.addr, tmp, func(rp *relayProc) ([]WrkResult, error) {
+	runs := interleave(thirdPartySpecs(p), fixed(ng.addr), tmp, func(rp *relayProc) ([]WrkResult, error) {
 		var rs []WrkResult
 		for _, close := range []bool{false, true} {
 			r, err := runWrk(rp.listen, rp.pid(), close, *flagToolDur)
@@ -316,7 +326,7 @@ func runRedisAll(p peers, tmp string) ([]RedisResult, error) {
 	}
 	defer rd.stop()
 	n := *flagRedisN
-	runs := interleave(thirdPartySpecs(p), rd.addr, tmp, func(rp *relayProc) ([]RedisResult, error) {
+	runs := interleave(thirdPartySpecs(p), fixed(rd.addr), tmp, func(rp *relayProc) ([]RedisResult, error) {
 		return runRedis(rp.listen, rp.pid(), n)
 	}, func(rs *[]RedisResult, s relaySpec, err error) {
 		if err != nil {
@@ -364,7 +374,7 @@ func runIperfAll(p peers, tmp string) ([]IperfResult, error) {
 	}
 	defer ip.stop()
 	secs := max(1, int(flagIperfDur.Round(time.Second)/time.Second))
-	runs := interleave(thirdPartySpecs(p), ip.addr, tmp, func(rp *relayProc) (IperfResult, error) {
+	runs := interleave(thirdPartySpecs(p), fixed(ip.addr), tmp, func(rp *relayProc) (IperfResult, error) {
 		r, err := runIperf(rp.listen, rp.pid(), 8, secs)
 		time.Sleep(200 * time.Millisecond) // the server is ready for the next test
 		return r, err
