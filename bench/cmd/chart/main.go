@@ -161,8 +161,11 @@ func svg(r *results, secs []section) string {
 				word = "of the ceiling"
 			}
 			fmt.Fprintf(&body, `<text x="%.1f" y="%.0f" text-anchor="%s" font-size="10">%.2f× %s</text>`+"\n", tx, y+11, anchor, c.Ratio, word)
-			fmt.Fprintf(&body, `<text x="%d" y="%.0f" font-size="10" fill="#555">%s %s vs %s %s</text>`+"\n", labelW+plotW+100, y+11,
-				html.EscapeString(c.Softnet), figure(c.SoftnetValue), html.EscapeString(shortPeer(c)), figure(c.PeerValue))
+			// the two raw figures: softnet's (named by its first word: spliced or softnet;
+			// the peer is named on the left), then the peer's
+			who, _, _ := strings.Cut(c.Softnet, " ")
+			fmt.Fprintf(&body, `<text x="%d" y="%.0f" font-size="10" fill="#555">%s %s vs %s</text>`+"\n", labelW+plotW+100, y+11,
+				html.EscapeString(who), figure(c.SoftnetValue), figure(c.PeerValue))
 			y += barH + gap
 		}
 		fmt.Fprintf(&body, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#333"/>`+"\n", x(1), top-2, x(1), y)
@@ -201,13 +204,6 @@ func svg(r *results, secs []section) string {
 	b.WriteString(body.String())
 	b.WriteString("</svg>\n")
 	return b.String()
-}
-
-func shortPeer(c comparison) string {
-	if c.Ceiling {
-		return "direct"
-	}
-	return c.Peer
 }
 
 func orDash(s string) string {
