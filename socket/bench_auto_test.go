@@ -242,11 +242,11 @@ func benchBulk(b *testing.B, mode SpliceMode, streams, sockbuf int, budget *Buff
 	per := total / int64(streams)
 	p := startPeer(b, "tcp", addr, strconv.Itoa(streams), strconv.FormatInt(per, 10))
 	sinkAddr.Store(p.line(b, "SINK"))
-	p.start()
 	runtime.GC()
+	pr0, de0 := autoPromotions.Load(), autoDemotions.Load() // before the flows start
+	p.start()
 	b.ResetTimer()
 	cpu0, t0, sc0 := cpuTime(), time.Now(), spliceCalls.Load()
-	pr0, de0 := autoPromotions.Load(), autoDemotions.Load()
 	got, _ := strconv.ParseInt(p.line(b, "DONE"), 10, 64)
 	cpu, wall, sc := cpuTime()-cpu0, time.Since(t0), spliceCalls.Load()-sc0
 	b.StopTimer()
