@@ -60,7 +60,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Soc
 	}
 	var first error
 	for _, ap := range aps {
-		so, err := d.connect(ni, ap)
+		so, err := d.connect(ni, ap, nil)
 		if err == nil {
 			err = so.waitConnected(ctx)
 			if err == nil {
@@ -100,9 +100,47 @@ func (d *Dialer) Connect(network, address string) (*Socket, error) {
 	if !familyAllows(ni.family, ap.Addr()) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: address}}
 	}
-	so, err := d.connect(ni, ap)
+	so, err := d.connect(ni, ap, nil)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, ap), Err: err}
+	}
+	return so, nil
+}
+
+// ConnectFunc is Connect that says when the connection is up: fn runs once, on the
+// socket's worker, with nil when the connect completes or with its error when it fails
+// (a *os.SyscallError: errors.Is(err, syscall.ECONNREFUSED) works), unless the socket
+// was closed first — closing it is how a caller gives up on a connect, after a
+// timeout of its own (a netq.Timer on the same worker). It is how a relay connects to
+// its target from the worker that accepted the client, with no goroutine waiting: see
+// ListenConfig.OnAccept. fn must not block.
+//
+// A connect that fails at once (on loopback the kernel may refuse a closed port inside
+// connect(2)) is returned as the error, and fn is not called. A connect that completes
+// at once (a UDP socket) runs fn in a later turn of the worker, never inside
+// ConnectFunc.
+func (d *Dialer) ConnectFunc(network, address string, fn func(err error)) (*Socket, error) {
+	if fn == nil {
+		panic("socket: ConnectFunc with a nil callback")
+	}
+	ni, err := parseNetwork(network)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	if !familyAllows(ni.family, ap.Addr()) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: address}}
+	}
+	so, err := d.connect(ni, ap, fn)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, ap), Err: err}
+	}
+	if so.state.Load()&ssConnecting == 0 {
+		// Connected in connect(2) itself: no EPOLLOUT edge will say so.
+		so.w.Add(netq.NewTask(func() { so.connected(nil) }))
 	}
 	return so, nil
 }
@@ -114,8 +152,9 @@ func addrOf(ni netinfo, ap netip.AddrPort) net.Addr {
 	return net.UDPAddrFromAddrPort(ap)
 }
 
-// connect makes the socket, binds it if asked and starts connect(2).
-func (d *Dialer) connect(ni netinfo, ap netip.AddrPort) (*Socket, error) {
+// connect makes the socket, binds it if asked and starts connect(2); onConnect, if set,
+// is ConnectFunc's callback.
+func (d *Dialer) connect(ni netinfo, ap netip.AddrPort, onConnect func(error)) (*Socket, error) {
 	family := socketFamily(ni, ap)
 	ni.family = family
 	fd, err := newSysSocket(family, ni.sotype)
@@ -145,7 +184,11 @@ func (d *Dialer) connect(ni netinfo, ap netip.AddrPort) (*Socket, error) {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("connect", err)
 	}
-	return newSocket(fd, d.worker(), ni, state)
+	if ni.tcp() {
+		// As accepted sockets and package net's: requests and answers go out at once.
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	return newSocket(fd, d.worker(), ni, state, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), onConnect)
 }
 
 // waitConnected blocks until a connecting socket is connected or failed, or ctx ends.

@@ -70,3 +70,65 @@ func Example() {
 	// relayed 13 and 13 bytes
 	// HELLO, SPLICE
 }
+
+// A relay that sets each flow up on the worker that accepted it: OnAccept connects to
+// the server with ConnectFunc on the same worker and splices both ways once the connect
+// is up, and OnEnd passes each EOF on — no goroutine per connection.
+func ExampleListenConfig_onAccept() {
+	// The server echoes what it reads and closes.
+	srv, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer srv.Close()
+	go func() {
+		c, err := srv.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.Close()
+	}()
+
+	done := make(chan string, 1)
+	lc := socket.ListenConfig{OnAccept: func(client *socket.Socket) {
+		// On the worker: start the connect and return.
+		d := socket.Dialer{Worker: client.Worker()}
+		var server *socket.Socket
+		var err error
+		server, err = d.ConnectFunc("tcp", srv.Addr().String(), func(err error) {
+			// On the same worker, once the connect is over.
+			if err != nil {
+				client.Close()
+				server.Close()
+				return
+			}
+			ends := 0
+			end := func(dst *socket.Socket) func(error) {
+				return func(error) {
+					dst.CloseWrite() // pass the EOF on
+					if ends++; ends == 2 {
+						done <- fmt.Sprint("relayed ", client.SpliceLen(), " and ", server.SpliceLen(), " bytes")
+						client.Close()
+						server.Close()
+					}
+				}
+			}
+			client.Splice(server, socket.SpliceOptions{OnEnd: end(server)})
+			server.Splice(client, socket.SpliceOptions{OnEnd: end(client)})
+		})
+		if err != nil {
+			client.Close()
+		}
+	}}
+	ln, _ := lc.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	c.Write([]byte("hello, worker"))
+	c.(*net.TCPConn).CloseWrite()
+	reply, _ := io.ReadAll(c)
+	c.Close()
+	fmt.Println(string(reply))
+	fmt.Println(<-done)
+	// Output:
+	// hello, worker
+	// relayed 13 and 13 bytes
+}

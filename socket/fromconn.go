@@ -3,6 +3,7 @@ package socket
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 
@@ -91,5 +92,5 @@ func fromFd(fd int, w *netq.Worker) (*Socket, error) {
 	if w == nil {
 		w = (*Dialer)(nil).worker()
 	}
-	return newSocket(fd, w, ni, state)
+	return newSocket(fd, w, ni, state, netip.AddrPort{}, nil)
 }

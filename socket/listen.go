@@ -1,9 +1,11 @@
 package socket
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/softnet-go/softnet/netq"
 	"golang.org/x/sys/unix"
@@ -11,6 +13,9 @@ import (
 
 // acceptBatch is how many connections a worker accepts for one listener per turn.
 const acceptBatch = 32
+
+// errOnAccept is Accept's error on a Listener whose connections go to OnAccept.
+var errOnAccept = errors.New("socket: the listener hands its connections to OnAccept")
 
 // A ListenConfig chooses where listening sockets run. The zero value uses netq.Default().
 type ListenConfig struct {
@@ -24,6 +29,19 @@ type ListenConfig struct {
 	// Backlog is the listen(2) backlog of each socket and the bound of the queue of
 	// accepted connections waiting for Accept; 0 means 1024.
 	Backlog int
+	// OnAccept, if set, takes each accepted connection on the worker that accepted it,
+	// in place of Accept (which then fails): the socket runs on that worker, and a relay
+	// connects its target there (Dialer{Worker: so.Worker()}.ConnectFunc) and splices
+	// the two when it is up — no goroutine, channel or shared lock per connection, as
+	// OpenBSD runs a flow's splicing on the softnet thread that received it. OnAccept
+	// owns the socket and must not block.
+	OnAccept func(so *Socket)
+	// OnAcceptError, if set, learns of accept(2) failures with OnAccept: running out of
+	// descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) and the like. The worker
+	// stops accepting on that socket for retry (5 ms, doubling to 1 s while failures
+	// go on, as net/http backs off) and tries again. It runs on the worker and must not
+	// block.
+	OnAcceptError func(err error, retry time.Duration)
 }
 
 func (lc *ListenConfig) group() *netq.Group {
@@ -46,6 +64,9 @@ type Listener struct {
 	socks []*lsock
 	max   int
 
+	onAccept      func(*Socket)
+	onAcceptError func(error, time.Duration)
+
 	mu     sync.Mutex
 	q      []*Socket // accepted, waiting for Accept
 	err    error     // an accept error to report (EMFILE...)
@@ -60,9 +81,19 @@ type lsock struct {
 	w       *netq.Worker
 	task    netq.Task
 	stalled bool // guarded by l.mu: stopped accepting because the queue was full
+
+	// With OnAccept: the back-off after an accept failure, on the worker.
+	retry      netq.Timer
+	retryDelay time.Duration
 }
 
-func (ls *lsock) Ready(uint32) { ls.accept() }
+func (ls *lsock) Ready(uint32) {
+	if ls.l.onAccept != nil {
+		ls.acceptTo()
+		return
+	}
+	ls.accept()
+}
 
 // Listen announces on a local TCP address, as net.Listen does, with one socket per
 // worker of netq.Default(). Networks: tcp, tcp4, tcp6.
@@ -96,6 +127,9 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 	family := socketFamily(ni, ap)
 	ni.family = family
 	l := &Listener{ni: ni, max: backlog}
+	if lc != nil {
+		l.onAccept, l.onAcceptError = lc.OnAccept, lc.OnAcceptError
+	}
 	sa := sockaddr(family, ap)
 	for i, w := range workers {
 		fd, err := newSysSocket(family, unix.SOCK_STREAM)
@@ -133,7 +167,12 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 			}
 		}
 		ls := &lsock{l: l, fd: fd, w: w}
-		ls.task.Init(ls.accept)
+		if l.onAccept != nil {
+			ls.task.Init(ls.acceptTo)
+			w.InitTimer(&ls.retry, ls.acceptTo)
+		} else {
+			ls.task.Init(ls.accept)
+		}
 		l.socks = append(l.socks, ls)
 		if err := w.Register(fd, unix.EPOLLIN, ls); err != nil {
 			l.Close()
@@ -160,7 +199,7 @@ func (ls *lsock) accept() {
 			return
 		}
 		l.mu.Unlock()
-		fd, _, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
@@ -175,8 +214,7 @@ func (ls *lsock) accept() {
 			l.mu.Unlock()
 			return
 		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		so, err := newSocket(fd, ls.w, l.ni, ssConnected)
+		so, err := ls.newConn(fd, sa)
 		l.mu.Lock()
 		if err != nil {
 			l.err = err
@@ -193,6 +231,59 @@ func (ls *lsock) accept() {
 	ls.w.Add(&ls.task) // more may be waiting: yield to other flows, then go on
 }
 
+// newConn makes the socket of an accepted connection, on ls's worker.
+func (ls *lsock) newConn(fd int, sa unix.Sockaddr) (*Socket, error) {
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	raddr, _ := addrPort(sa)
+	return newSocket(fd, ls.w, ls.l.ni, ssConnected, raddr, nil)
+}
+
+// acceptTo is accept for a Listener with OnAccept: on the listening socket's worker, it
+// accepts up to acceptBatch connections and hands each to OnAccept there. A failure
+// other than EAGAIN is reported to OnAcceptError and retried after a back-off, on the
+// worker's timer; the back-off resets once a connection is accepted.
+func (ls *lsock) acceptTo() {
+	l := ls.l
+	for range acceptBatch {
+		if l.isClosed() {
+			return
+		}
+		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN:
+				return
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			}
+			ls.retryDelay = min(max(2*ls.retryDelay, 5*time.Millisecond), time.Second)
+			if l.onAcceptError != nil {
+				l.onAcceptError(os.NewSyscallError("accept4", err), ls.retryDelay)
+			}
+			ls.retry.Reset(ls.retryDelay)
+			return
+		}
+		ls.retryDelay = 0
+		so, err := ls.newConn(fd, sa)
+		if err != nil {
+			// Registration failed (the fd is closed): the worker is closing, or epoll
+			// is out of memory; the client sees a reset.
+			if l.onAcceptError != nil {
+				l.onAcceptError(err, 0)
+			}
+			continue
+		}
+		l.onAccept(so)
+	}
+	ls.w.Add(&ls.task) // more may be waiting: yield to other flows, then go on
+}
+
+func (l *Listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
 func (l *Listener) wakeup() {
 	if l.waitc != nil {
 		close(l.waitc)
@@ -203,6 +294,9 @@ func (l *Listener) wakeup() {
 // Accept waits for and returns the next connection. The socket runs on the worker that
 // accepted it.
 func (l *Listener) Accept() (*Socket, error) {
+	if l.onAccept != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.ni.name, Addr: l.addr, Err: errOnAccept}
+	}
 	l.mu.Lock()
 	for {
 		if l.closed {
@@ -266,6 +360,9 @@ func (l *Listener) Close() error {
 		runOn(ls.w, func() {
 			ls.w.Unregister(ls.fd)
 			ls.w.Del(&ls.task)
+			if l.onAccept != nil {
+				ls.retry.Stop()
+			}
 			unix.Close(ls.fd)
 		})
 	}

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"os"
 	"syscall"
 
 	"github.com/softnet-go/softnet/mbuf"
@@ -15,12 +16,9 @@ const maxIov = 256
 // failed, or finished connecting: it completes a non-blocking connect and runs output.
 func (so *Socket) writable() {
 	if s := so.state.Load(); s&ssConnecting != 0 {
+		// Linux reports no EPOLLOUT while a TCP socket is in SYN_SENT: the event means
+		// the connect is over, and SO_ERROR says how.
 		e := sockError(so.fd)
-		if e == 0 {
-			if _, err := unix.Getpeername(so.fd); err != nil {
-				return // not connected yet (a spurious wakeup)
-			}
-		}
 		for {
 			s := so.state.Load()
 			n := s &^ ssConnecting
@@ -42,6 +40,7 @@ func (so *Socket) writable() {
 			so.snd.flush()
 			so.sowwakeup()
 			so.snd.mu.Unlock()
+			so.connected(os.NewSyscallError("connect", e))
 			return
 		}
 		so.rcv.mu.Lock()
@@ -50,8 +49,23 @@ func (so *Socket) writable() {
 		so.snd.mu.Lock()
 		so.sowwakeup() // and one into it
 		so.snd.mu.Unlock()
+		so.connected(nil)
 	}
 	so.output()
+}
+
+// connected runs ConnectFunc's callback, once, unless the socket was closed first. It
+// runs on the worker.
+func (so *Socket) connected(err error) {
+	fn := so.onConnect
+	if fn == nil {
+		return
+	}
+	so.onConnect = nil
+	if so.state.Load()&ssClosed != 0 {
+		return
+	}
+	fn(err)
 }
 
 // output is the socket's output routine (tcp_output's part of sosend): it runs on the

@@ -3,6 +3,7 @@ package socket
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,15 @@ type Socket struct {
 	dl deadlines
 	sp atomic.Pointer[sosplice] // the splice record, made on the first Splice
 	x  atomic.Pointer[sockExtra]
+
+	// raddr is the peer's address when it was known at creation (accept4 returns it,
+	// connect is given it), so that RemoteAddr costs no getpeername; set before the
+	// socket is registered and never changed.
+	raddr netip.AddrPort
+	// onConnect is ConnectFunc's callback: taken and called once, on the worker, by
+	// writable when the connect completes or fails. Only the worker touches it after
+	// newSocket.
+	onConnect func(error)
 }
 
 // sockExtra holds what few sockets need, made on first use so that an idle socket stays
@@ -79,9 +89,11 @@ type sockHandler Socket
 
 func (h *sockHandler) Ready(events uint32) { (*Socket)(h).ready(events) }
 
-// newSocket wraps fd, registers it on w and returns the socket. On error fd is closed.
-func newSocket(fd int, w *netq.Worker, ni netinfo, state uint32) (*Socket, error) {
-	so := &Socket{fd: fd, w: w, ni: ni}
+// newSocket wraps fd, registers it on w and returns the socket. raddr is the peer's
+// address if known (else the zero AddrPort: RemoteAddr asks the kernel); onConnect, if
+// set, is ConnectFunc's callback for a connecting socket. On error fd is closed.
+func newSocket(fd int, w *netq.Worker, ni netinfo, state uint32, raddr netip.AddrPort, onConnect func(error)) (*Socket, error) {
+	so := &Socket{fd: fd, w: w, ni: ni, raddr: raddr, onConnect: onConnect}
 	so.state.Store(state)
 	if ni.tcp() {
 		so.rcv.reserve(defaultTCPRcv, 1)
@@ -177,8 +189,16 @@ func (so *Socket) LocalAddr() net.Addr {
 	return netAddr(so.ni.tcp(), sa)
 }
 
-// RemoteAddr returns the peer's address (getpeername), or nil if there is none.
+// RemoteAddr returns the peer's address, or nil if there is none. For an accepted or
+// dialled socket it is the address accept or connect had, with no system call; for
+// others it asks the kernel (getpeername).
 func (so *Socket) RemoteAddr() net.Addr {
+	if so.raddr.IsValid() {
+		if so.ni.tcp() {
+			return net.TCPAddrFromAddrPort(so.raddr)
+		}
+		return net.UDPAddrFromAddrPort(so.raddr)
+	}
 	if so.state.Load()&ssDestroyed != 0 {
 		return nil
 	}

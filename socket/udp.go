@@ -90,7 +90,7 @@ func (lc *ListenConfig) ListenPacket(network, address string) (*Socket, error) {
 	} else if lc != nil && lc.Group != nil {
 		w = lc.Group.Worker(rr.Add(1))
 	}
-	so, err := newSocket(fd, w, ni, 0)
+	so, err := newSocket(fd, w, ni, 0, netip.AddrPort{}, nil)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
