@@ -3,6 +3,8 @@ package relay
 import (
 	"fmt"
 	"time"
+
+	"github.com/softnet-go/softnet/socket"
 )
 
 // Defaults of the settings a Config leaves at zero or empty.
@@ -13,6 +15,11 @@ const (
 	// DefaultUDPIdle is the idle timeout of a UDP relay that sets none: UDP has no end of
 	// flow, so without one a flow per client address would live for ever.
 	DefaultUDPIdle = time.Minute
+	// DefaultConnectTimeout bounds a connect to a TCP target that sets none.
+	DefaultConnectTimeout = 5 * time.Second
+	// MaxConnectTimeout is the longest ConnectTimeout accepted: past it Linux has given
+	// up on the SYN anyway (tcp_syn_retries' default 6 is about 127 s).
+	MaxConnectTimeout = 10 * time.Minute
 	// DefaultSockBuf is the size of the kernel socket buffers (SO_RCVBUF and SO_SNDBUF)
 	// of every socket a relay makes, unless the configuration says otherwise. Left to
 	// autotuning, Linux grows a TCP socket's buffers to net.ipv4.tcp_rmem/tcp_wmem's
@@ -73,9 +80,11 @@ type RelayConfig struct {
 	// 0 is no timeout for TCP and DefaultUDPIdle for UDP. A flow ends when both of its
 	// directions have ended.
 	Idle time.Duration
-	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel, or the
-	// baselines ModeIOCopy and ModeCopy.
+	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel.
 	Mode Mode
+	// ConnectTimeout bounds each connect to a TCP target; a target that does not answer
+	// within it is counted and the next one is tried. 0 is DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// ProxyProtocol, if not ProxyNone, sends a PROXY protocol header (version 1 or 2)
 	// with the client's address to the target before any byte of the client (TCP only).
 	ProxyProtocol ProxyVersion
@@ -84,33 +93,34 @@ type RelayConfig struct {
 // Mode is how a relay moves bytes.
 type Mode string
 
-// The modes. ModeAuto, ModeUser and ModeKernel splice with package socket (SpliceAuto,
-// SpliceUser, SpliceKernel). ModeIOCopy and ModeCopy are the baselines `spliced bench`
-// compares them with, built on package net alone: Go's io.Copy (which uses splice(2)
-// between TCP connections; it has no TCP idle timeout) and a goroutine per direction
-// copying through a 32 KiB buffer. A daemon may run them too, to rule splicing out.
+// The modes, package socket's splice modes (SpliceAuto, SpliceUser, SpliceKernel).
 const (
 	ModeAuto   Mode = "auto"
 	ModeUser   Mode = "user"
 	ModeKernel Mode = "kernel"
-	ModeIOCopy Mode = "iocopy"
-	ModeCopy   Mode = "copy"
 )
 
-// ParseMode parses the name of a mode: "auto", "user" or "kernel", or a baseline,
-// "iocopy" or "copy"; "" is ModeAuto.
+// ParseMode parses the name of a mode: "auto", "user" or "kernel"; "" is ModeAuto.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ModeAuto, ModeUser, ModeKernel, ModeIOCopy, ModeCopy:
+	case ModeAuto, ModeUser, ModeKernel:
 		return m, nil
 	case "":
 		return ModeAuto, nil
 	}
-	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel, or the baselines iocopy and copy)", s)
+	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel)", s)
 }
 
-// baseline reports whether m is one of the package-net benchmark baselines.
-func (m Mode) baseline() bool { return m == ModeIOCopy || m == ModeCopy }
+// spliceMode returns the socket splice mode of m.
+func (m Mode) spliceMode() socket.SpliceMode {
+	switch m {
+	case ModeUser:
+		return socket.SpliceUser
+	case ModeKernel:
+		return socket.SpliceKernel
+	}
+	return socket.SpliceAuto
+}
 
 // ProxyVersion is the version of the PROXY protocol header sent to targets; ProxyNone
 // sends none.
@@ -152,7 +162,7 @@ func (v ProxyVersion) String() string {
 // Equal reports whether r and o describe the same relay.
 func (r *RelayConfig) Equal(o *RelayConfig) bool {
 	if r.Name != o.Name || r.Protocol != o.Protocol || r.Listen != o.Listen ||
-		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode ||
+		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode || r.ConnectTimeout != o.ConnectTimeout ||
 		r.ProxyProtocol != o.ProxyProtocol || len(r.Targets) != len(o.Targets) {
 		return false
 	}

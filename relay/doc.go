@@ -24,6 +24,7 @@
 //	targets = ["10.0.0.1:80", "10.0.0.2:80"]  # round-robin; a refusing target is skipped
 //	max = "1GiB"                           # per direction; 0 is unlimited
 //	idle = "5m"                            # per direction; 0 is none
-//	mode = "auto"                          # auto, user or kernel; or iocopy, copy (baselines)
+//	mode = "auto"                          # auto, user or kernel
+//	connect_timeout = "5s"                 # per target connect; the next target is tried
 //	proxy_protocol = "v2"                  # "", "v1" or "v2" (TCP only)
 package relay

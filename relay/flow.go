@@ -2,65 +2,74 @@ package relay
 
 import (
 	"errors"
-	"net"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/softnet-go/softnet/socket"
 )
 
 // errClosed is the ending of a direction whose flow the relay closed: the other
 // direction failed or reached its max, or the grace period of a shutdown ran out.
 var errClosed = errors.New("flow closed by the relay")
 
-// A flow is one client's connection through a relay: two directions, each spliced (or
-// copied) on its own, with its own max and idle.
+// A flow is one client's connection through a relay: two splices, one per direction,
+// each with its own max and idle, both on the client socket's worker. Everything that
+// changes a flow — its setup, the ends of its splices, its close — runs on that worker,
+// so a flow needs no lock; the counters read from elsewhere (metrics) are atomic.
 type flow struct {
 	stats  *relayStats
-	eng    engine
 	udp    bool
-	client net.Conn
-	target net.Conn
-	dirs   [2]direction
-	extra  [2]atomic.Int64 // bytes sent by the relay itself (UDP datagrams that reached the listener)
+	client *socket.Socket
+	target atomic.Pointer[socket.Socket] // set by the setup (TCP) before the splices start
+	extra  [2]atomic.Int64               // bytes sent by the relay itself (UDP datagrams that reached the listener)
 
 	closing atomic.Bool
-	abort   atomic.Bool  // a direction failed or went idle: close with a reset (SO_LINGER 0)
+	abort   bool         // a direction failed or went idle: close with a reset (SO_LINGER 0)
 	forget  func()       // if set, runs first when the flow closes
-	pending atomic.Int32 // directions still running
+	pending atomic.Int32 // directions still running (the setup counts as one)
 	done    func()       // runs when both directions have ended
+
+	setup *setup // the TCP connect in progress; nil once the splices run
 
 	prev, next *flow // on relayStats.active, under its mu
 }
 
-func newFlow(st *relayStats, eng engine, client, target net.Conn, udp bool) *flow {
-	f := &flow{stats: st, eng: eng, udp: udp, client: client, target: target}
-	f.dirs[toTarget].src, f.dirs[toTarget].dst = client, target
-	f.dirs[toClient].src, f.dirs[toClient].dst = target, client
-	return f
-}
-
 // moved returns the bytes one direction has moved so far.
 func (f *flow) moved(dir int) int64 {
-	return f.eng.moved(&f.dirs[dir]) + f.extra[dir].Load()
+	n := f.extra[dir].Load()
+	src := f.client
+	if dir == toClient {
+		src = f.target.Load()
+	}
+	if src != nil {
+		n += src.SpliceLen()
+	}
+	return n
 }
 
-// start starts both directions; done runs once both have ended and the flow is closed.
+// start splices both ways, in mode, each direction with max and idle; done runs once
+// both have ended and the flow is closed. The caller has set pending to the number of
+// tokens it holds (1 for a flow whose setup counted as one running direction).
+//
 // Each direction ends by EOF (passed on by shutting down the drain's write side: honest
 // half-close), by idle (that direction stops; the other goes on), or by max or an error
 // (the flow closes at once, so a reset or a dead target reaches the other side
-// promptly). With the splicing engines no goroutine waits for a flow: the ends arrive
-// as callbacks on the sockets' worker.
-func (f *flow) start(max int64, idle time.Duration, done func()) {
-	f.done = done
-	f.pending.Store(2)
-	for dir := range 2 {
-		if err := f.eng.start(&f.dirs[dir], max, idle, func(err error) { f.ended(dir, err) }); err != nil {
+// promptly). No goroutine waits for a flow: the ends arrive as OnEnd callbacks on the
+// sockets' worker.
+func (f *flow) start(mode socket.SpliceMode, max int64, idle time.Duration) {
+	f.pending.Add(1) // two directions, where the caller held one token
+	target := f.target.Load()
+	ends := [2]struct{ src, dst *socket.Socket }{{f.client, target}, {target, f.client}}
+	for dir, e := range ends {
+		opt := socket.SpliceOptions{Max: max, Idle: idle, Mode: mode, OnEnd: func(err error) { f.ended(dir, err) }}
+		if err := e.src.Splice(e.dst, opt); err != nil {
 			f.ended(dir, err)
 		}
 	}
 }
 
-// ended handles the end of one direction. It must not block: it may run on a worker.
+// ended handles the end of one direction, on the flow's worker.
 func (f *flow) ended(dir int, err error) {
 	if f.closing.Load() {
 		err = errClosed
@@ -70,26 +79,35 @@ func (f *flow) ended(dir int, err error) {
 		// A peer that reset, vanished or stalled will not take what is still queued
 		// for it: reset rather than let closed sockets hold their data and fds. Max
 		// (EFBIG) is a normal end: its bytes are delivered.
-		f.abort.Store(true)
+		f.abort = true
 	}
 	switch {
 	case err == nil && !f.udp:
-		if cw, ok := f.dirs[dir].dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
+		dst := f.client
+		if dir == toTarget {
+			dst = f.target.Load()
 		}
+		dst.CloseWrite()
 	case errors.Is(err, syscall.ETIMEDOUT):
 	default:
 		f.close()
 	}
+	f.release()
+}
+
+// release gives back one of the flow's tokens (a direction, or its setup); the last one
+// closes the flow and runs done.
+func (f *flow) release() {
 	if f.pending.Add(-1) == 0 {
 		f.close()
 		f.done()
 	}
 }
 
-// close closes both ends, which ends any direction still running. It may be called
-// again from inside itself (closing a socket calls its splice's end callback, which
-// closes the flow) and then does nothing.
+// close closes both ends, which ends any direction still running, and a connect in
+// progress. It runs on the flow's worker. It may be called again from inside itself
+// (closing a socket calls its splice's end callback, which closes the flow) and then
+// does nothing.
 func (f *flow) close() {
 	if !f.closing.CompareAndSwap(false, true) {
 		return
@@ -97,13 +115,27 @@ func (f *flow) close() {
 	if f.forget != nil {
 		f.forget()
 	}
-	if f.abort.Load() {
-		for _, c := range []net.Conn{f.client, f.target} {
-			if l, ok := c.(interface{ SetLinger(int) error }); ok {
-				l.SetLinger(0)
-			}
+	target := f.target.Load()
+	if f.abort {
+		f.client.SetLinger(0)
+		if target != nil {
+			target.SetLinger(0)
 		}
 	}
 	f.client.Close()
-	f.target.Close()
+	if target != nil {
+		target.Close()
+	}
+	if s := f.setup; s != nil {
+		// Closed while connecting (a shutdown's grace ran out): the connect's
+		// callback will not run, so the setup gives its token back here.
+		f.setup = nil
+		s.timer.Stop()
+		f.release()
+	}
+}
+
+// closeOnWorker closes f from any goroutine: on its worker, after what is queued there.
+func (f *flow) closeOnWorker() {
+	f.client.Worker().Barrier(f.close)
 }

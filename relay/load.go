@@ -102,14 +102,15 @@ type rawConfig struct {
 }
 
 type rawRelay struct {
-	Name          rawValue `toml:"name"`
-	Protocol      rawValue `toml:"protocol"`
-	Listen        rawValue `toml:"listen"`
-	Targets       rawValue `toml:"targets"`
-	Max           rawValue `toml:"max"`
-	Idle          rawValue `toml:"idle"`
-	Mode          rawValue `toml:"mode"`
-	ProxyProtocol rawValue `toml:"proxy_protocol"`
+	Name           rawValue `toml:"name"`
+	Protocol       rawValue `toml:"protocol"`
+	Listen         rawValue `toml:"listen"`
+	Targets        rawValue `toml:"targets"`
+	Max            rawValue `toml:"max"`
+	Idle           rawValue `toml:"idle"`
+	Mode           rawValue `toml:"mode"`
+	ProxyProtocol  rawValue `toml:"proxy_protocol"`
+	ConnectTimeout rawValue `toml:"connect_timeout"`
 }
 
 // rawValue holds one TOML value undecoded.
@@ -281,11 +282,12 @@ func (c *config) convert(raw *rawConfig) {
 		}
 		c.size("max", rr.Max, &r.Max)
 		c.duration("idle", rr.Idle, &r.Idle)
+		c.duration("connect_timeout", rr.ConnectTimeout, &r.ConnectTimeout)
 		var s string
 		if c.str("mode", rr.Mode, &s); rr.Mode.set {
 			m, err := ParseMode(s)
 			if err != nil {
-				c.bad("mode", rr.Mode, "want auto, user or kernel (or the baselines iocopy and copy)")
+				c.bad("mode", rr.Mode, "want auto, user or kernel")
 			}
 			r.Mode = m
 		}
@@ -345,7 +347,7 @@ func (c *config) unknownKeys(md toml.MetaData) {
 
 func knownKeys(relay bool) string {
 	if relay {
-		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol"
+		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout"
 	}
 	return "admin, admin_public, workers, mem_limit, sockbuf, grace, log_format, [[relay]]"
 }

@@ -34,9 +34,6 @@ func TestTCPMax(t *testing.T) {
 
 func TestTCPIdle(t *testing.T) {
 	forModes(t, func(t *testing.T, m Mode) {
-		if m == ModeIOCopy {
-			t.Skip("the io.Copy baseline has no idle timeout")
-		}
 		target := tcpServer(t, func(c *net.TCPConn) { io.ReadAll(c) })
 		srv, addr := startServer(t, RelayConfig{Targets: []string{target}, Mode: m, Idle: 200 * time.Millisecond})
 		c := dial(t, addr)
@@ -65,7 +62,7 @@ func TestTCPIdleOneWay(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	_, addr := startServer(t, RelayConfig{Targets: []string{target}, Mode: ModeCopy, Idle: 150 * time.Millisecond})
+	_, addr := startServer(t, RelayConfig{Targets: []string{target}, Idle: 150 * time.Millisecond})
 	c := dial(t, addr)
 	b, _ := io.ReadAll(c)
 	if string(b) != strings.Repeat("tick", 8) {
@@ -101,7 +98,7 @@ func TestTCPRoundRobin(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	srv, addr := startServer(t, RelayConfig{Targets: []string{a, dead, b}, Mode: ModeCopy})
+	srv, addr := startServer(t, RelayConfig{Targets: []string{a, dead, b}})
 	var seq string
 	for range 4 {
 		c := dial(t, addr)

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 // testModes are the modes the in-process relay tests run in.
-var testModes = []Mode{ModeAuto, ModeUser, ModeKernel, ModeCopy, ModeIOCopy}
+var testModes = []Mode{ModeAuto, ModeUser, ModeKernel}
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/softnet-go/softnet/netq"
 )
@@ -24,10 +25,15 @@ type Server struct {
 	wg      sync.WaitGroup // every goroutine serving a flow
 	sockbuf atomic.Int64   // SO_RCVBUF/SO_SNDBUF of new sockets; 0: autotuning
 
-	mu      sync.Mutex
-	running map[string]runner      // by relay name
-	stats   map[string]*relayStats // by relay name, kept after a relay stops
-	down    bool
+	lookup   lookupFunc    // host names of targets: at Apply, then every resolveEvery
+	quit     chan struct{} // closed by Shutdown: stops the resolver
+	resolver sync.WaitGroup
+
+	mu        sync.Mutex
+	running   map[string]runner      // by relay name
+	stats     map[string]*relayStats // by relay name, kept after a relay stops
+	down      bool
+	resolving bool // the resolver goroutine runs
 }
 
 // runner is a running relay, TCP or UDP.
@@ -56,6 +62,7 @@ func NewServer(opt ServerOptions) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
+		lookup: net.DefaultResolver.LookupNetIP, quit: make(chan struct{}),
 		running: map[string]runner{}, stats: map[string]*relayStats{}}
 	s.sockbuf.Store(opt.SockBuf)
 	return s
@@ -90,6 +97,9 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		if r.Protocol == "udp" && r.Idle == 0 {
 			r.Idle = DefaultUDPIdle
 		}
+		if r.ConnectTimeout == 0 {
+			r.ConnectTimeout = DefaultConnectTimeout
+		}
 	}
 	want := map[string]*RelayConfig{}
 	for i := range relays {
@@ -97,7 +107,7 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	}
 	for name, r := range s.running {
 		old := &r.settings().cfg
-		if n, ok := want[name]; !ok || n.Protocol != old.Protocol || n.Listen != old.Listen || n.Mode.baseline() != old.Mode.baseline() {
+		if n, ok := want[name]; !ok || n.Protocol != old.Protocol || n.Listen != old.Listen {
 			r.stop()
 			delete(s.running, name)
 			s.log.Info("relay stopped", "relay", name, "listen", old.Listen)
@@ -106,12 +116,12 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	var errs []error
 	for i := range relays {
 		cfg := relays[i]
-		eng, err := newEngine(cfg.Mode, s.workers, &s.sockbuf)
+		targets, err := newTargets(cfg.Targets, s.lookup)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
 			continue
 		}
-		st := &settings{cfg: cfg, eng: eng}
+		st := &settings{cfg: cfg, mode: cfg.Mode.spliceMode(), targets: targets}
 		if r, ok := s.running[cfg.Name]; ok {
 			if !r.settings().cfg.Equal(&cfg) {
 				r.update(st)
@@ -135,6 +145,11 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			continue
 		}
 		s.running[cfg.Name] = r
+		if hasNames(targets) && !s.resolving {
+			s.resolving = true
+			s.resolver.Add(1)
+			go s.resolve()
+		}
 		s.log.Info("relay started", "relay", cfg.Name, "protocol", cfg.Protocol, "listen", r.addr().String(),
 			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String())
 	}
@@ -177,12 +192,16 @@ func (s *Server) allStats() []*relayStats {
 // prompt. It returns ctx's error if flows had to be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.down {
+		close(s.quit)
+	}
 	s.down = true
 	for name, r := range s.running {
 		r.stop() // after this, no flow is added to s.wg
 		delete(s.running, name)
 	}
 	s.mu.Unlock()
+	s.resolver.Wait()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -199,11 +218,45 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, st := range s.allStats() {
 		fs := st.shut()
 		for _, f := range fs {
-			f.close()
+			f.closeOnWorker()
 		}
 		n += len(fs)
 	}
 	s.log.Warn("grace period over; closed the open flows", "flows", n)
 	<-done
 	return ctx.Err()
+}
+
+// resolve looks the host names of the running relays' targets up again every
+// resolveEvery, until Shutdown. A name that does not resolve keeps its last answer, and
+// is logged once until it resolves again.
+func (s *Server) resolve() {
+	defer s.resolver.Done()
+	tick := time.NewTicker(resolveEvery)
+	defer tick.Stop()
+	failing := map[string]bool{}
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		var ts []*target
+		for _, r := range s.running {
+			ts = append(ts, r.settings().targets...)
+		}
+		s.mu.Unlock()
+		for _, t := range ts {
+			err := t.resolve(s.lookup)
+			switch {
+			case err != nil && !failing[t.name]:
+				failing[t.name] = true
+				s.log.Warn("target does not resolve; keeping its last addresses", "target", t.name, "err", err)
+			case err == nil && failing[t.name]:
+				delete(failing, t.name)
+				s.log.Info("target resolves again", "target", t.name)
+			}
+		}
+	}
 }

@@ -25,7 +25,7 @@ func TestReloadKeepsFlows(t *testing.T) {
 		}
 	}
 	a, b := tcpServer(t, hello("a")), tcpServer(t, hello("b"))
-	cfg := RelayConfig{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{a}, Mode: ModeCopy}
+	cfg := RelayConfig{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{a}}
 	srv, addr := startServer(t, cfg)
 	c := dial(t, addr)
 	buf := make([]byte, 10)
@@ -61,7 +61,7 @@ func TestReloadKeepsFlows(t *testing.T) {
 func TestShutdownGrace(t *testing.T) {
 	target := tcpServer(t, func(c *net.TCPConn) { c.Write([]byte("x")); c.Read(make([]byte, 1)) })
 	srv := NewServer(ServerOptions{Log: testLogger(t)})
-	if err := srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}, Mode: ModeCopy}}); err != nil {
+	if err := srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}}}); err != nil {
 		t.Fatal(err)
 	}
 	addr := srv.Addr("r").String()
@@ -87,7 +87,7 @@ func TestShutdownGrace(t *testing.T) {
 
 	// A flow that does not finish is closed when the grace period ends.
 	srv = NewServer(ServerOptions{Log: testLogger(t)})
-	srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}, Mode: ModeCopy}})
+	srv.Apply([]RelayConfig{{Name: "r", Protocol: "tcp", Listen: "127.0.0.1:0", Targets: []string{target}}})
 	c2 := dial(t, srv.Addr("r").String())
 	c2.Read(make([]byte, 1))
 	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -1,35 +1,40 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-)
 
-// dialTimeout bounds the connect to one target.
-const dialTimeout = 5 * time.Second
+	"github.com/softnet-go/softnet/mbuf"
+	"github.com/softnet-go/softnet/netq"
+	"github.com/softnet-go/softnet/socket"
+)
 
 // settings are what a relay applies to each new flow; a reload swaps them.
 type settings struct {
-	cfg RelayConfig
-	eng engine
+	cfg     RelayConfig
+	mode    socket.SpliceMode
+	targets []*target // cfg.Targets, resolved
 }
 
-// tcpRelay accepts clients on one listener and relays each to a target.
+// tcpRelay accepts clients on one listener — a SO_REUSEPORT socket per worker — and
+// sets each flow up on the worker that accepted it: it connects to a target there
+// (non-blocking, bounded by connect_timeout, moving on to the next target on a refusal
+// or a timeout), queues the PROXY header, and splices both ways once the target is up.
+// No goroutine, channel or shared lock is taken per connection.
 type tcpRelay struct {
 	srv   *Server
-	ln    net.Listener
+	ln    *socket.Listener
 	stats *relayStats
 	log   *slog.Logger
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64 // round-robin position among the targets
-	done  chan struct{}
-	short shortage // running out of descriptors (or memory) to accept or connect with
+	short shortage      // running out of descriptors (or memory) to accept or connect with
 }
 
 // A shortage is a spell of accept failures (typically EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -106,112 +111,207 @@ func isShortage(err error) bool {
 func (r *tcpRelay) settings() *settings { return r.cur.Load() }
 func (r *tcpRelay) update(s *settings)  { r.cur.Store(s) }
 func (r *tcpRelay) addr() net.Addr      { return r.ln.Addr() }
-func (r *tcpRelay) stop()               { r.ln.Close(); <-r.done }
+func (r *tcpRelay) stop()               { r.ln.Close() }
 
 func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
-	ln, err := s.eng.listen(s.cfg.Protocol, s.cfg.Listen)
+	r := &tcpRelay{srv: srv, stats: st, log: srv.log.With("relay", s.cfg.Name)}
+	r.cur.Store(s)
+	lc := socket.ListenConfig{Group: srv.workers, OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
+	ln, err := lc.Listen(s.cfg.Protocol, s.cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
-	r := &tcpRelay{srv: srv, ln: ln, stats: st, log: srv.log.With("relay", s.cfg.Name), done: make(chan struct{})}
-	r.cur.Store(s)
-	go r.acceptLoop()
+	r.ln = ln
 	return r, nil
 }
 
-func (r *tcpRelay) acceptLoop() {
-	defer close(r.done)
-	var delay time.Duration
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors or memory: wait a little, as net/http does, and say
-			// so once for the whole spell, not once a failure.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			r.short.fail(r.log, "accept", err, delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		seq := r.short.seq.Load()
-		r.stats.accept()
-		r.srv.wg.Add(1)
-		go func() {
-			defer r.srv.wg.Done()
-			r.serve(c, seq)
-		}()
-	}
+// acceptFailed logs an accept failure (out of descriptors or memory) once per spell.
+func (r *tcpRelay) acceptFailed(err error, retry time.Duration) {
+	r.short.fail(r.log, "accept", err, retry)
 }
 
-// serve relays one client: connect to a target, send the PROXY header, splice both ways.
-// seq is r.short's failure count when c was accepted.
-func (r *tcpRelay) serve(c net.Conn, seq uint64) {
+// A setup is a TCP flow's connect to a target, on the client's worker: the targets are
+// tried in turn from the relay's round-robin position, each of their addresses in
+// order, each attempt bounded by connect_timeout.
+type setup struct {
+	r     *tcpRelay
+	s     *settings
+	f     *flow
+	first uint64         // round-robin position of the first target tried
+	try   int            // targets tried before the current one
+	next  int            // index of the current target's next address to try
+	ap    netip.AddrPort // the address being tried
+	seq   uint64         // r.short's failure count at accept
+	timer netq.Timer
+	err   error // the last attempt's error
+}
+
+// accepted runs on the worker that accepted c: it makes the flow and starts its connect.
+func (r *tcpRelay) accepted(c *socket.Socket) {
 	s := r.settings()
-	t, err := r.dialTarget(s, c)
-	if err != nil {
-		r.stats.fail("connect")
-		if isShortage(err) {
-			// No descriptor for the target: part of a shortage, logged once for all.
-			r.short.fail(r.log, "connect", err, 0)
-			r.log.Debug("no descriptor to connect to a target; closing the client", "client", c.RemoteAddr(), "err", err)
-		} else {
-			r.log.Warn("no target reachable; closing the client", "client", c.RemoteAddr(), "err", err)
-		}
+	r.stats.accept()
+	if err := setSockBuf(c, r.srv.sockbuf.Load(), false); err != nil {
+		// A socket that cannot be sized is refused, not relayed unbounded.
+		c.SetLinger(0)
 		c.Close()
 		return
 	}
-	r.short.ok(r.log, seq)
+	f := &flow{stats: r.stats, client: c}
+	f.pending.Store(1) // the setup
+	su := &setup{r: r, s: s, f: f, first: r.next.Add(1) - 1, seq: r.short.seq.Load()}
+	c.Worker().InitTimer(&su.timer, su.timedOut)
+	f.setup = su
+	f.done = func() {
+		r.stats.remove(f)
+		if f.target.Load() != nil && r.log.Enabled(r.srv.ctx, slog.LevelDebug) {
+			r.log.Debug("flow ended", "client", c.RemoteAddr().String(), "target", f.target.Load().RemoteAddr().String(),
+				"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
+		}
+		r.srv.wg.Done()
+	}
+	r.srv.wg.Add(1)
+	if !r.stats.add(f) {
+		f.close() // the server is shutting down
+		return
+	}
+	su.connect()
+}
+
+// current returns the target being tried.
+func (su *setup) current() *target {
+	ts := su.s.targets
+	return ts[(su.first+uint64(su.try))%uint64(len(ts))]
+}
+
+// connect starts connecting to the next address to try; an attempt that fails at once
+// moves on at once. With none left, the flow fails.
+func (su *setup) connect() {
+	for su.try < len(su.s.targets) {
+		t := su.current()
+		addrs := *t.addrs.Load()
+		if su.next >= len(addrs) {
+			su.try++
+			su.next = 0
+			continue
+		}
+		su.ap = addrs[su.next]
+		su.next++
+		d := socket.Dialer{Worker: su.f.client.Worker()}
+		so, err := d.ConnectFunc(su.s.cfg.Protocol, su.ap.String(), su.connected)
+		if err != nil {
+			su.failed(err)
+			continue
+		}
+		su.f.target.Store(so)
+		su.timer.Reset(su.s.cfg.ConnectTimeout)
+		return
+	}
+	su.giveUp()
+}
+
+// failed counts a failed attempt on the current target.
+func (su *setup) failed(err error) {
+	su.err = err
+	if isShortage(err) {
+		// No descriptor for the target: part of a shortage, logged once for all.
+		su.r.short.fail(su.r.log, "connect", err, 0)
+	}
+	t := su.current()
+	su.r.stats.targetFailed(t.name)
+	su.r.log.Debug("target failed", "target", t.name, "address", su.ap.String(), "err", err)
+}
+
+// abandon closes the socket of the attempt in progress, with a reset.
+func (su *setup) abandon() {
+	if so := su.f.target.Swap(nil); so != nil {
+		so.SetLinger(0)
+		so.Close() // its callback will not run
+	}
+}
+
+// connected is ConnectFunc's callback, on the worker.
+func (su *setup) connected(err error) {
+	if su.f.setup != su {
+		return // the flow was closed meanwhile
+	}
+	su.timer.Stop()
+	if err != nil {
+		su.abandon()
+		su.failed(err)
+		su.connect()
+		return
+	}
+	su.established()
+}
+
+// timedOut is the connect timer: the target did not answer within connect_timeout.
+func (su *setup) timedOut() {
+	if su.f.setup != su || su.f.target.Load() == nil {
+		return
+	}
+	su.abandon()
+	su.failed(syscall.ETIMEDOUT)
+	su.connect()
+}
+
+// giveUp fails the flow: no target could be reached.
+func (su *setup) giveUp() {
+	r, f := su.r, su.f
+	f.setup = nil
+	r.stats.fail("connect")
+	if isShortage(su.err) {
+		r.log.Debug("no descriptor to connect to a target; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
+	} else {
+		r.log.Warn("no target reachable; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
+	}
+	f.abort = true
+	f.close()
+	f.release()
+}
+
+// established starts the flow once its target is connected: the PROXY header first,
+// then both splices.
+func (su *setup) established() {
+	r, s, f := su.r, su.s, su.f
+	f.setup = nil
+	r.short.ok(r.log, su.seq)
+	t := f.target.Load()
+	if err := setSockBuf(t, r.srv.sockbuf.Load(), false); err != nil {
+		r.stats.fail("connect")
+		f.abort = true
+		f.close()
+		f.release()
+		return
+	}
 	if v := s.cfg.ProxyProtocol; v != ProxyNone {
-		// The header is written to the target before the client's bytes are spliced
-		// behind it: the owner of a drain may write to it, and what it writes before the
-		// splice starts goes first.
-		if _, err := t.Write(proxyHeader(v, c.RemoteAddr(), c.LocalAddr())); err != nil {
+		// The header goes into the target's send sockbuf before the client's bytes are
+		// spliced behind it: the owner of a drain may write to it, and what it queues
+		// before the splice starts goes first. The sockbuf is empty, so Send does not
+		// wait.
+		if err := sendBytes(t, proxyHeader(v, f.client.RemoteAddr(), f.client.LocalAddr())); err != nil {
 			r.stats.fail("proxy_header")
-			r.log.Warn("sending the PROXY header failed", "client", c.RemoteAddr(), "target", t.RemoteAddr(), "err", err)
-			c.Close()
-			t.Close()
+			r.log.Warn("sending the PROXY header failed", "client", f.client.RemoteAddr().String(), "target", su.ap.String(), "err", err)
+			f.abort = true
+			f.close()
+			f.release()
 			return
 		}
 	}
-	f := newFlow(r.stats, s.eng, c, t, false)
-	if !r.stats.add(f) {
-		f.close()
-		return
+	if r.log.Enabled(r.srv.ctx, slog.LevelDebug) {
+		r.log.Debug("flow started", "client", f.client.RemoteAddr().String(), "target", su.ap.String())
 	}
-	client, target := c.RemoteAddr(), t.RemoteAddr()
-	r.log.Debug("flow started", "client", client, "target", target)
-	r.srv.wg.Add(1)
-	f.start(s.cfg.Max, s.cfg.Idle, func() {
-		r.stats.remove(f)
-		r.log.Debug("flow ended", "client", client, "target", target,
-			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
-		r.srv.wg.Done()
-	})
+	f.start(s.mode, s.cfg.Max, s.cfg.Idle)
 }
 
-// dialTarget connects to the next target in turn; a target that refuses or does not
-// answer within dialTimeout is counted and skipped.
-func (r *tcpRelay) dialTarget(s *settings, near net.Conn) (net.Conn, error) {
-	targets := s.cfg.Targets
-	start := r.next.Add(1) - 1
-	var errs []error
-	for i := range targets {
-		addr := targets[(start+uint64(i))%uint64(len(targets))]
-		ctx, cancel := context.WithTimeout(r.srv.ctx, dialTimeout)
-		t, err := s.eng.dial(ctx, s.cfg.Protocol, addr, near)
-		cancel()
-		if err == nil {
-			return t, nil
-		}
-		r.stats.targetFailed(addr)
-		r.log.Debug("target failed", "target", addr, "err", err)
-		errs = append(errs, err)
-		if r.srv.ctx.Err() != nil {
-			break
-		}
+// sendBytes queues b on so's send sockbuf, in an mbuf chain.
+func sendBytes(so *socket.Socket, b []byte) error {
+	m, err := mbuf.Get(mbuf.DontWait, mbuf.MTData)
+	if err != nil {
+		return err
 	}
-	return nil, errors.Join(errs...)
+	if err := m.Append(b, mbuf.DontWait); err != nil {
+		m.FreeM()
+		return err
+	}
+	return so.Send(m)
 }

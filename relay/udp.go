@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/softnet-go/softnet/netq"
+	"github.com/softnet-go/softnet/socket"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +123,7 @@ func (r *udpRelay) dispatch(from netip.AddrPort, b []byte) {
 }
 
 func (r *udpRelay) sendOn(f *flow, b []byte) {
-	if _, err := f.target.Write(b); err == nil {
+	if _, err := f.target.Load().Write(b); err == nil {
 		f.extra[toTarget].Add(int64(len(b)))
 	} else {
 		r.stats.drop(err)
@@ -194,18 +196,34 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 			r.dispatch(st.from, st.data)
 		}
 	}()
-	c, err := s.eng.fromConn(cc.(*net.UDPConn))
-	if err != nil {
+	workers := r.srv.workers
+	if workers == nil {
+		workers = netq.Default()
+	}
+	c, err := socket.FromConnOn(cc, workers.Worker(uint32(r.next.Load())))
+	if err == nil {
+		if err = setSockBuf(c, r.srv.sockbuf.Load(), true); err != nil {
+			c.Close()
+		}
+	} else {
 		cc.Close()
+	}
+	if err != nil {
 		r.stats.fail("client_socket")
 		r.log.Warn("cannot take over the client's socket", "client", client, "err", err)
 		return nil
 	}
-	targets := s.cfg.Targets
-	addr := targets[(r.next.Add(1)-1)%uint64(len(targets))]
-	ctx, cancel := context.WithTimeout(r.srv.ctx, dialTimeout)
-	t, err := s.eng.dial(ctx, s.cfg.Protocol, addr, c)
+	tg := s.targets[(r.next.Add(1)-1)%uint64(len(s.targets))]
+	addr := tg.name
+	ctx, cancel := context.WithTimeout(r.srv.ctx, s.cfg.ConnectTimeout)
+	td := socket.Dialer{Worker: c.Worker()}
+	t, err := td.DialContext(ctx, s.cfg.Protocol, tg.addr().String())
 	cancel()
+	if err == nil {
+		if err = setSockBuf(t, r.srv.sockbuf.Load(), true); err != nil {
+			t.Close()
+		}
+	}
 	if err != nil {
 		c.Close()
 		r.stats.targetFailed(addr)
@@ -213,7 +231,9 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 		r.log.Warn("cannot open a socket to the target", "target", addr, "err", err)
 		return nil
 	}
-	f := newFlow(r.stats, s.eng, c, t, true)
+	f := &flow{stats: r.stats, udp: true, client: c}
+	f.target.Store(t)
+	f.pending.Store(1)
 	// Forget the client before its socket closes, so that its next datagram starts a
 	// new flow rather than reaching a closed one.
 	f.forget = func() {
@@ -238,11 +258,12 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	}
 	r.log.Debug("flow started", "client", client, "target", addr)
 	r.srv.wg.Add(1)
-	f.start(s.cfg.Max, s.cfg.Idle, func() {
+	f.done = func() {
 		r.stats.remove(f)
 		r.log.Debug("flow ended", "client", client, "target", addr,
 			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
 		r.srv.wg.Done()
-	})
+	}
+	f.start(s.mode, s.cfg.Max, s.cfg.Idle)
 	return f
 }

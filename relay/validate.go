@@ -90,13 +90,16 @@ func (c *Config) Validate() error {
 			bad("idle", strconv.Quote(r.Idle.String()), errors.New("must not be negative"))
 		}
 		switch r.Mode {
-		case ModeAuto, ModeUser, ModeIOCopy, ModeCopy, "":
+		case ModeAuto, ModeUser, "":
 		case ModeKernel:
 			if r.Protocol == "udp" {
 				bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
 			}
 		default:
-			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel (or the baselines iocopy and copy)"))
+			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel"))
+		}
+		if r.ConnectTimeout < 0 || r.ConnectTimeout > MaxConnectTimeout || r.ConnectTimeout > 0 && r.ConnectTimeout < time.Millisecond {
+			bad("connect_timeout", strconv.Quote(r.ConnectTimeout.String()), fmt.Errorf("want 1ms to %v (0: the default, %v)", MaxConnectTimeout, DefaultConnectTimeout))
 		}
 		switch r.ProxyProtocol {
 		case ProxyNone:

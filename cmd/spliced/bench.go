@@ -124,21 +124,32 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		return nil, err
 	}
 	defer sk.close()
-	srv := relay.NewServer(relay.ServerOptions{Log: slog.New(slog.DiscardHandler), Workers: mem.workers})
-	cfg := relay.RelayConfig{Name: "bench", Protocol: res.Protocol, Listen: "127.0.0.1:0", Targets: sk.addrs, Mode: relay.Mode(f.mode)}
-	if err := srv.Apply([]relay.RelayConfig{cfg}); err != nil {
-		return nil, err
-	}
-	defer func() {
-		// TCP flows end with the source's EOF; UDP flows only by idle, so close them.
-		grace := 2 * time.Second
-		if f.udp {
-			grace = 0
+	var relayAddr string
+	if f.mode == "iocopy" || f.mode == "copy" {
+		b, err := startBaseline(f.mode, f.udp, sk.addrs[0])
+		if err != nil {
+			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		srv.Shutdown(ctx)
-		cancel()
-	}()
+		defer b.close()
+		relayAddr = b.addr().String()
+	} else {
+		srv := relay.NewServer(relay.ServerOptions{Log: slog.New(slog.DiscardHandler), Workers: mem.workers})
+		cfg := relay.RelayConfig{Name: "bench", Protocol: res.Protocol, Listen: "127.0.0.1:0", Targets: sk.addrs, Mode: relay.Mode(f.mode)}
+		if err := srv.Apply([]relay.RelayConfig{cfg}); err != nil {
+			return nil, err
+		}
+		defer func() {
+			// TCP flows end with the source's EOF; UDP flows only by idle, so close them.
+			grace := 2 * time.Second
+			if f.udp {
+				grace = 0
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			srv.Shutdown(ctx)
+			cancel()
+		}()
+		relayAddr = srv.Addr("bench").String()
+	}
 
 	if !f.json {
 		fmt.Fprintf(w, "spliced bench: %s relay, mode %s, %d stream(s), %v, GOMAXPROCS %d\n",
@@ -150,7 +161,7 @@ func bench(f *benchFlags, w io.Writer) (*benchResult, error) {
 		}
 	}
 	stop := make(chan struct{})
-	src, err := startSource(f.udp, srv.Addr("bench").String(), f.streams, size, stop, cpu)
+	src, err := startSource(f.udp, relayAddr, f.streams, size, stop, cpu)
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,13 @@ func TestHelp(t *testing.T) {
 	if code, out, _ := spliced(t, "--help"); code != 0 || !strings.Contains(out, "spliced run") {
 		t.Errorf("spliced --help: %d %q", code, out)
 	}
-	if code, out, _ := spliced(t, "run", "--help"); code != 0 || !strings.Contains(out, "--listen ADDR") || !strings.Contains(out, "--mem-limit SIZE") {
+	code, out, _ := spliced(t, "run", "--help")
+	if code != 0 || !strings.Contains(out, "--listen ADDR") || !strings.Contains(out, "--mem-limit SIZE") || !strings.Contains(out, "--connect-timeout DURATION") {
 		t.Errorf("run --help lists no long flags: %d\n%s", code, out)
+	}
+	// The package-net baselines are for spliced bench, not for running.
+	if strings.Contains(out, "iocopy") || strings.Contains(out, "baseline") {
+		t.Errorf("run --help offers the benchmark baselines:\n%s", out)
 	}
 }
 
@@ -56,6 +61,9 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--max", "64XB"}, []string{"--max", `"64XB"`, "bad size"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--idle", "5 minutes"}, []string{"--idle", `"5 minutes"`, "duration"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--mode", "fast"}, []string{"--mode", `"fast"`, "auto, user, kernel"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--mode", "iocopy"}, []string{"--mode", `"iocopy"`, "auto, user, kernel"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--connect-timeout", "1us"}, []string{"--connect-timeout", "1ms"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--connect-timeout", "1h"}, []string{"--connect-timeout", "1h", "10m"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--udp", "--mode", "kernel"}, []string{"--mode", "TCP"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--workers", "many"}, []string{"--workers", `"many"`}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--admin", "0.0.0.0:6060"}, []string{"--admin", "0.0.0.0:6060", "--admin-public"}},

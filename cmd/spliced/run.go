@@ -37,6 +37,7 @@ type runFlags struct {
 	max, memLimit         int64
 	sockbuf               int64
 	idle, grace           time.Duration
+	connectTimeout        time.Duration
 	mode, proxy           string
 	workers               int
 	logFormat, logLevel   string
@@ -44,19 +45,19 @@ type runFlags struct {
 
 // relayFlags are the flags that describe the one relay of a command line; they cannot
 // be mixed with --config.
-var relayFlags = []string{"listen", "to", "udp", "max", "idle", "mode", "proxy-protocol"}
+var relayFlags = []string{"listen", "to", "udp", "max", "idle", "mode", "proxy-protocol", "connect-timeout"}
 
 // flagOf maps a configuration key to the flag that sets it, for error messages.
 var flagOf = map[string]string{
 	"listen": "--listen", "targets": "--to", "max": "--max", "idle": "--idle", "mode": "--mode",
-	"proxy_protocol": "--proxy-protocol", "admin": "--admin", "workers": "--workers",
+	"proxy_protocol": "--proxy-protocol", "connect_timeout": "--connect-timeout", "admin": "--admin", "workers": "--workers",
 	"mem_limit": "--mem-limit", "sockbuf": "--sockbuf", "grace": "--grace", "log_format": "--log-format", "protocol": "--udp",
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("run", runUsage, stdout, stderr)
 	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info",
-		sockbuf: relay.DefaultSockBuf}
+		sockbuf: relay.DefaultSockBuf, connectTimeout: relay.DefaultConnectTimeout}
 	fs := c.fs
 	fs.StringVar(&f.config, "config", "", "read the relays from the TOML `FILE`")
 	fs.StringVar(&f.listen, "listen", "", "accept clients on `ADDR` (host:port; port 0 picks one)")
@@ -64,8 +65,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.udp, "udp", false, "relay UDP datagrams (a flow per client address) instead of TCP")
 	fs.Var(sizeFlag{&f.max}, "max", "end a flow once one direction has moved `BYTES` (64MiB-style suffixes); 0 is unlimited")
 	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); 0 is never (TCP) or 1m (UDP)")
-	fs.Var(choiceFlag{&f.mode, []string{"auto", "user", "kernel", "iocopy", "copy"}}, "mode",
-		"how bytes move, `MODE`: auto, user (through mbufs) or kernel (splice(2)); or the package-net baselines iocopy and copy")
+	fs.Var(choiceFlag{&f.mode, []string{"auto", "user", "kernel"}}, "mode",
+		"how bytes move, `MODE`: auto (user, then kernel once a flow proves to be bulk), user (through mbufs) or kernel (splice(2))")
+	fs.Var(durationFlag{&f.connectTimeout}, "connect-timeout", "give up on a target that does not answer a connect within `DURATION`, and try the next")
 	fs.Var(choiceFlag{&f.proxy, []string{"none", "v1", "v2"}}, "proxy-protocol", "send a PROXY protocol header of `VERSION` v1 or v2 to the target (TCP only)")
 	fs.IntVar(&f.workers, "workers", 0, "softnet workers (event loops), `N`; 0 is one per CPU")
 	fs.Var(sizeFlag{&f.memLimit}, "mem-limit", "limit the memory of every mbuf and cluster zone to `SIZE`; 0 is unlimited")
@@ -110,7 +112,8 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 		if f.listen == "" || len(f.to) == 0 {
 			return nil, c.fail(errors.New("give --listen ADDR and --to ADDR, or --config FILE"))
 		}
-		r := relay.RelayConfig{Protocol: "tcp", Listen: f.listen, Targets: f.to, Max: f.max, Idle: f.idle, Mode: relay.Mode(f.mode)}
+		r := relay.RelayConfig{Protocol: "tcp", Listen: f.listen, Targets: f.to, Max: f.max, Idle: f.idle, Mode: relay.Mode(f.mode),
+			ConnectTimeout: f.connectTimeout}
 		if f.udp {
 			r.Protocol = "udp"
 		}
