@@ -149,6 +149,10 @@ func (w *Worker) dispatch(n int) {
 	for i := range n {
 		ev := &w.events[i]
 		slot := ev.Fd
+		if slot == wakeSlot {
+			w.drainEventfd()
+			continue
+		}
 		w.readying.Store(slot)
 		w.fdmu.Lock()
 		r := &w.regs[slot]

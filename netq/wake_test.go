@@ -9,7 +9,7 @@ import (
 
 // TestIdleCPU checks that a default-sized group with no traffic sleeps: after a burst of
 // work (after which a loop that spins before sleeping would spin) and with a far timer
-// armed on every worker (so each parks with a deadline), the whole process uses under 2%
+// armed on every worker (so each sleeps with a timeout), the whole process uses under 2%
 // of a core over a second. The goal is well under 0.5%; the slack is for the test
 // binary's own runtime on a loaded machine, while a spinning worker uses a whole core.
 func TestIdleCPU(t *testing.T) {
@@ -87,9 +87,9 @@ func TestWakeNoLoss(t *testing.T) {
 	}
 }
 
-// TestWakeEarlierTimer arms a far timer, lets the worker park with its deadline, then
-// arms an earlier one from another goroutine: the worker must wake for the earlier one,
-// not sleep until the far one's deadline.
+// TestWakeEarlierTimer arms a far timer, lets the worker fall asleep until it, then arms
+// an earlier one from another goroutine: the worker must wake for the earlier one, not
+// sleep until the far one.
 func TestWakeEarlierTimer(t *testing.T) {
 	g := group(t, 1)
 	w := g.Worker(0)
@@ -99,7 +99,7 @@ func TestWakeEarlierTimer(t *testing.T) {
 	w.InitTimer(&near, func() { close(fired) })
 	far.Reset(time.Hour)
 	syncAll(t, g)
-	time.Sleep(10 * time.Millisecond) // parked, deadline in an hour
+	time.Sleep(10 * time.Millisecond) // asleep for an hour
 	t0 := time.Now()
 	near.Reset(5 * time.Millisecond)
 	wait(t, fired, 5*time.Second, "near timer")
@@ -109,10 +109,10 @@ func TestWakeEarlierTimer(t *testing.T) {
 	far.Stop()
 }
 
-// TestCloseParked closes a group whose workers are parked, one with a far deadline, one
-// with none: Close must wake them, wait for their loops and close their fds (group
+// TestCloseSleeping closes a group whose workers sleep, one until a far timer, one with
+// none pending: Close must wake them, wait for their loops and close their fds (group
 // checks the fds and goroutines at the end of the test).
-func TestCloseParked(t *testing.T) {
+func TestCloseSleeping(t *testing.T) {
 	g, err := NewGroup(2)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestCloseParked(t *testing.T) {
 		g.Close()
 		close(closed)
 	}()
-	wait(t, closed, 5*time.Second, "Close of parked workers")
+	wait(t, closed, 5*time.Second, "Close of sleeping workers")
 	for _, w := range g.Workers() {
 		if w.epfd != -1 {
 			t.Errorf("worker %d: epfd %d still open after Close", w.ID(), w.epfd)

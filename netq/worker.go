@@ -1,12 +1,11 @@
 package netq
 
 import (
-	"errors"
+	"encoding/binary"
 	"math"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,24 +20,18 @@ import (
 // hundreds of busy flows still gets round to each within milliseconds.
 const Budget = 64 << 10
 
-// A Worker is one event loop: a goroutine with its own epoll instance, a task queue and
-// a timer wheel. Everything a worker runs — tasks, handlers, timers — runs on its
-// goroutine, one at a time, so state owned by a worker needs no lock when only that
-// worker touches it.
+// A Worker is one event loop: a goroutine with its own epoll instance, an eventfd that
+// wakes it, a task queue and a timer wheel. Everything a worker runs — tasks, handlers,
+// timers — runs on its goroutine, one at a time, so state owned by a worker needs no lock
+// when only that worker touches it.
 //
 // Each iteration of the loop:
 //
 //  1. runs the timers that have expired;
 //  2. runs the tasks that were queued when the iteration began, those added with AddSparse
 //     first (a task added during the iteration, even by itself, runs in the next one);
-//  3. collects fd events — without sleeping if tasks are pending, else sleeping until one
-//     arrives, the tick of the earliest pending timer or a wake-up — and delivers them to
-//     their handlers.
-//
-// The loop sleeps as any goroutine waiting for I/O does: parked on the runtime's network
-// poller, with the epoll instance itself as the fd it waits on, and is woken by the
-// poller (an fd event), by a read deadline (its next timer) or by Add and Reset expiring
-// that deadline at once. The package documentation says why, with the measurements.
+//  3. waits for fd events — not at all if tasks are pending, else until the tick of the
+//     earliest pending timer, else until woken — and delivers them to their handlers.
 //
 // A panic in a callback is not recovered: it kills the process, as in any goroutine.
 // Recovering (as net/http does for handlers) would let the worker go on with a flow's
@@ -48,20 +41,19 @@ type Worker struct {
 	g  *Group
 	id int
 
-	// mu guards the task queues, the timer wheel, closed, deadline and the wake-ups
-	// (SetReadDeadline on epf from Add, Reset and stop).
-	mu       sync.Mutex
-	queue    Task  // sentinel of the tasks waiting for the next iteration
-	sparse   Task  // sentinel of the sparse flows' tasks, which run first (AddSparse)
-	batch    Task  // sentinel of the tasks taken by this iteration and not yet run
-	wheel    wheel // timers
-	closed   bool
-	deadline int64  // read deadline set on epf: a tick of mono(), noDeadline or expired
-	wakes    uint64 // wake-ups by Add and Reset, for tests
+	// mu guards the task queues, the timer wheel, closed, and writes to evfd (so that
+	// no write can reach evfd after Close closed it).
+	mu     sync.Mutex
+	queue  Task  // sentinel of the tasks waiting for the next iteration
+	sparse Task  // sentinel of the sparse flows' tasks, which run first (AddSparse)
+	batch  Task  // sentinel of the tasks taken by this iteration and not yet run
+	wheel  wheel // timers
+	closed bool
+	wakes  uint64 // eventfd writes, for tests
 
-	// sleeping is set (under mu) when the loop is about to park, and cleared by whoever
-	// wakes it, so that only an Add or Reset that finds the loop asleep wakes it: a busy
-	// worker adding tasks to itself pays nothing for wake-ups.
+	// sleeping is set (under mu) when the loop is about to block in epoll_wait, and
+	// cleared by whoever wakes it, so that only Add and Reset that find the loop asleep
+	// write the eventfd: a busy worker adding tasks to itself makes no system call.
 	sleeping atomic.Bool
 	now      atomic.Int64   // mono() at the start of the current iteration
 	gid      atomic.Uintptr // curg() of the loop goroutine while it runs, else 0
@@ -74,50 +66,43 @@ type Worker struct {
 	byfd     []int32      // fd → slot+1 (0: not registered), the kernel's fd table shape: fds are small and dense
 	readying atomic.Int32 // slot whose Ready is being delivered, or -1
 
-	// epf is epfd as a non-blocking *os.File, so on the runtime's poller: the loop parks
-	// in rc.Read until epfd is readable (it has events) or the read deadline passes. It
-	// owns epfd and is closed only after the loop has exited.
-	epf     *os.File
-	rc      syscall.RawConn
-	collect func(uintptr) bool // w.harvest, bound once so that parking does not allocate
-	nready  int                // events harvest left in w.events
-	events  [128]unix.EpollEvent
+	// evfd is the eventfd: written only under mu, read only by the loop; both fds are
+	// closed only after the loop has exited.
+	evfd   int
+	evbuf  [8]byte
+	events [128]unix.EpollEvent
 }
 
-// Values of Worker.deadline besides a tick.
-const (
-	noDeadline = 0  // none set: the loop sleeps until an event or a wake-up
-	expired    = -1 // in the past: the loop is woken, or will not park
-)
+// wakeSlot marks the eventfd's epoll events; registrations use slots >= 0.
+const wakeSlot = -1
 
-// longAgo is the deadline that wakes a loop: any time in the past.
-var longAgo = time.Unix(1, 0)
+// eventfdOne is the counter increment written to wake a loop: a uint64 1, native endian.
+var eventfdOne = func() (b [8]byte) {
+	binary.NativeEndian.PutUint64(b[:], 1)
+	return b
+}()
 
 func newWorker(g *Group, id int) (*Worker, error) {
-	w := &Worker{g: g, id: id, epfd: -1}
+	w := &Worker{g: g, id: id, epfd: -1, evfd: -1}
 	w.queue.next, w.queue.prev = &w.queue, &w.queue
 	w.sparse.next, w.sparse.prev = &w.sparse, &w.sparse
 	w.batch.next, w.batch.prev = &w.batch, &w.batch
 	w.readying.Store(-1)
 	w.now.Store(mono())
-	w.collect = w.harvest
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
+	var err error
+	if w.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		w.epfd = -1
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	// O_NONBLOCK changes nothing for epoll_wait (its timeout decides), but it is what
-	// makes os.NewFile put the fd on the runtime's poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	w.epfd, w.epf = epfd, os.NewFile(uintptr(epfd), "epoll")
-	if w.rc, err = w.epf.SyscallConn(); err == nil {
-		err = w.epf.SetReadDeadline(time.Time{}) // fails if the poller refused the fd
-	}
-	if err != nil {
+	if w.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		w.evfd = -1
 		w.closeFDs()
-		return nil, err
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: wakeSlot}
+	if err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, w.evfd, &ev); err != nil {
+		w.closeFDs()
+		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	return w, nil
 }
@@ -181,113 +166,84 @@ func (w *Worker) begin(now int64) (timers, ok bool) {
 	return w.wheel.firing != nil, true
 }
 
-// poll collects fd events (step 3) and returns how many are in w.events. If w may
-// sleep, it parks the loop goroutine in rc.Read, which harvests first and parks only if
-// there was nothing, so an event that arrives after the harvest makes epfd readable and
-// the runtime's poller readies the goroutine; a wake-up by Add or Reset expires the read
-// deadline, which makes Read return ErrDeadlineExceeded at once, parked or not.
+// poll waits for fd events (step 3) and returns how many are in w.events.
 func (w *Worker) poll() int {
-	w.nready = 0
-	if !w.sleep() {
-		w.harvest(0)
-		return w.nready
+	timeout := w.timeout()
+	n, err := unix.EpollWait(w.epfd, w.events[:], timeout)
+	if timeout != 0 {
+		w.sleeping.Store(false)
 	}
-	err := w.rc.Read(w.collect)
-	w.sleeping.Store(false)
 	if err != nil {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			panic("netq: waiting on the epoll instance: " + err.Error())
+		if err == unix.EINTR { // a signal (the Go scheduler preempts with SIGURG)
+			return 0
 		}
-		w.mu.Lock()
-		w.deadline = expired // by a timer's deadline or a wake-up: reset it before parking again
-		w.mu.Unlock()
+		panic(os.NewSyscallError("epoll_wait", err))
 	}
-	return w.nready
+	return n
 }
 
-// harvest collects the events epfd has now, without waiting, and reports whether there
-// were any (rc.Read parks the loop until epfd is readable when there were none).
-func (w *Worker) harvest(uintptr) bool {
-	for {
-		n, err := unix.EpollWait(w.epfd, w.events[:], 0)
-		if err == nil {
-			w.nready = n
-			return n > 0
-		}
-		if err != unix.EINTR { // retried: parking now could sleep through ready events
-			panic(os.NewSyscallError("epoll_wait", err))
-		}
-	}
-}
-
-// sleep reports whether the loop may sleep: not if w is closing, tasks are pending or a
-// timer is due. If it may, it sets the read deadline to the tick of the earliest pending
-// timer (or none) and sets sleeping, under mu, so that Add and Reset, which check
-// sleeping under mu after queueing, either queued before and are seen here or see
-// sleeping and wake the loop.
-func (w *Worker) sleep() bool {
+// timeout returns the epoll_wait timeout in milliseconds: 0 if tasks are pending or w is
+// closing, else until the earliest pending timer's tick, else -1 (until woken).
+// A non-zero timeout sets sleeping, under mu, so that Add and Reset, which check it under
+// mu after queueing, cannot miss the sleep.
+func (w *Worker) timeout() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed || w.pending() {
-		return false
+		return 0
 	}
 	ms := w.wheel.sleep(mono())
-	if ms == 0 {
-		return false
+	if ms != 0 {
+		w.sleeping.Store(true)
 	}
-	dl := int64(noDeadline)
-	if ms > 0 {
-		dl = w.wheel.wakeAt
-	}
-	if dl != w.deadline {
-		var t time.Time
-		if dl != noDeadline {
-			t = epoch.Add(time.Duration(dl) * tick)
-		}
-		w.epf.SetReadDeadline(t)
-		w.deadline = dl
-	}
-	w.sleeping.Store(true)
-	return true
+	return ms
 }
 
-// wakeLocked wakes the loop if it may be sleeping. w.mu is held.
+// wakeLocked writes the eventfd if the loop may be sleeping. w.mu is held.
 func (w *Worker) wakeLocked() {
 	if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
-		w.wakes++
-		w.expire()
+		w.writeEventfd()
 	}
 }
 
-// expire moves the read deadline into the past: the runtime readies the loop goroutine
-// if it is parked in rc.Read, or Read returns at once if it is about to park. It is a
-// wake-up without a system call. w.mu is held and w's fds are open.
-func (w *Worker) expire() {
-	w.epf.SetReadDeadline(longAgo)
-	w.deadline = expired
+// writeEventfd wakes the loop. w.mu is held and w is not closed, so evfd is open. The
+// only possible error is EAGAIN (the counter is full), which means a wake-up is pending
+// anyway.
+func (w *Worker) writeEventfd() {
+	w.wakes++
+	unix.Write(w.evfd, eventfdOne[:])
+}
+
+// drainEventfd resets the eventfd counter after it woke the loop.
+func (w *Worker) drainEventfd() {
+	unix.Read(w.evfd, w.evbuf[:])
 }
 
 // stop tells the loop to exit (Close, first half).
 func (w *Worker) stop() {
 	w.mu.Lock()
 	w.closed = true
-	w.expire()
+	w.writeEventfd()
 	w.mu.Unlock()
 }
 
-// closeFDs closes the epoll instance and forgets pending tasks and timers (Close, second
-// half, after the loop has exited).
+// closeFDs closes the epoll instance and the eventfd and forgets pending tasks and timers
+// (Close, second half, after the loop has exited).
 func (w *Worker) closeFDs() {
 	w.fdmu.Lock()
-	if w.epf != nil {
-		w.epf.Close() // takes epfd off the runtime's poller and closes it
+	if w.epfd >= 0 {
+		unix.Close(w.epfd)
+		w.epfd = -1
 	}
-	w.epfd = -1
 	w.fdmu.Unlock()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true
+	if w.evfd >= 0 {
+		unix.Close(w.evfd)
+		w.evfd = -1
+	}
 	for _, l := range []*Task{&w.queue, &w.sparse, &w.batch} {
 		for l.next != l {
 			t := l.next
@@ -298,9 +254,8 @@ func (w *Worker) closeFDs() {
 	w.wheel.clear()
 }
 
-// sleepMillis converts a wait in nanoseconds into milliseconds, rounding up so that the
-// loop never wakes before the tick it waits for; 0 means a timer is due now (the loop
-// then does not sleep).
+// sleepMillis converts a wait in nanoseconds into epoll_wait's milliseconds, rounding up
+// so the loop never wakes before the tick it waits for.
 func sleepMillis(ns int64) int {
 	if ns <= 0 {
 		return 0
