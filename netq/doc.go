@@ -32,25 +32,19 @@
 //
 // # Sleeping and waking
 //
-// A worker with nothing to do sleeps the way a goroutine waiting for a socket does: it
-// parks on the Go runtime's network poller. Its epoll instance is itself pollable (it is
-// readable when it has events), so it is opened as a non-blocking *os.File and the loop
-// waits in RawConn.Read, whose function harvests with epoll_wait(2) and a zero timeout;
-// Read parks the goroutine only when that harvest found nothing. An event then makes the
-// runtime's epoll report the worker's, and the runtime readies the goroutine, like any
-// other it polls for. The next timer's tick is the file's read deadline. Add and Reset
-// wake a sleeping worker by moving that deadline into the past, which the runtime turns
-// into a direct wake-up of the goroutine: no system call and no eventfd. The sleeping
-// flag, set under the worker's mutex when it decides to sleep and cleared by the one
-// waker that finds it set, keeps wake-ups neither lost nor repeated: a deadline expired
-// before the loop parks makes the Read return at once.
+// A worker with nothing to do blocks in epoll_wait(2) on its goroutine, until an fd
+// event, the tick of its earliest timer, or a write to its eventfd by an Add or Reset
+// that found it sleeping. That is a blocking system call: the runtime leaves the
+// worker's P in the system call, and the kernel wakes the worker's own thread.
 //
-// The loop used to block in epoll_wait(2) on its goroutine, with an eventfd to wake it:
-// a blocking system call, so the kernel woke the worker's thread, which then had to
-// find a P again, and every wake-up by Add cost an eventfd write. Measured side by side,
-// interleaved in chunks of 32 round trips so that load from elsewhere hits every
-// variant alike (2 vCPUs, load average 7 from other jobs, so absolute figures are high
-// and the ratios are what counts), median round trip through one worker, in µs:
+// The alternatives were measured, and lost where it counts. Parking the loop on the Go
+// runtime's network poller instead (the epoll instance is itself pollable: open it as a
+// non-blocking *os.File and wait in RawConn.Read, harvesting with a zero timeout; the
+// next timer is the read deadline, and Add wakes the loop by expiring the deadline, a
+// wake-up without a system call) wins inside one process, where the waker is a
+// goroutine. Median round trip through one worker, in µs, the variants interleaved in
+// chunks of 32 round trips so that load from elsewhere hits them alike (2 vCPUs, load
+// average 7 from other jobs, so absolute figures are high and the ratios count):
 //
 //	                              block  spin  park  park+deadline  spin+park
 //	fd, back to back               17.8  45.4  17.0       15.9         46.8
@@ -58,26 +52,36 @@
 //	Add, back to back              24.8   3.2   8.2        2.2          3.1
 //	Add, 200µs apart               98.0  38.7  19.1        9.1         30.4
 //
-// block is the old loop; spin polls epoll_wait(2) with a zero timeout and yields, for up
-// to 30µs after the last work, before blocking; park is the netpoller park woken by an
-// eventfd write; park+deadline is the loop now; spin+park spins, then parks. The 90th
-// percentile of "fd, 200µs apart" went from 126µs (block) to 69µs, and the process's CPU
-// per round trip fell with it (Add back to back: 29µs of CPU for block, 4µs now).
-// Spinning loses on two cores: the spinning worker holds the P that the goroutine (or
-// process) it waits for needs, and burns CPU that an idle relay must not. The figures are
-// the first of two runs (the second ranked the variants alike) at commit 7510258, which
-// had the variants behind a test knob:
+// block is this loop; spin polls epoll_wait(2) with a zero timeout and yields for up to
+// 30µs after the last work before blocking; park is the netpoller park woken by an
+// eventfd write; park+deadline wakes by the deadline; spin+park spins, then parks.
+// Measured at commit 7510258, which had the variants behind a test knob, with
 //
 //	go test -run '^$' -bench WakeCompare -benchtime 1600x -count 2 ./netq/
 //
-// BenchmarkWake measures the loop as it is (go test -run '^$' -bench Wake ./netq/).
+// (the first of two runs; the second ranked them alike). Spinning loses on two cores:
+// the spinning worker holds the P, or the core, that whoever it waits for needs.
 //
-// The trade-offs: a wake-up by an fd event costs the runtime's epoll_wait and then the
-// worker's (two harvests where there was one), which the saved thread hand-off more than
-// pays for; a worker's events are noticed when the runtime polls, which it does whenever
-// a P runs out of work, and at worst every 10ms from sysmon when every P is busy with
-// goroutines that never block (as for every socket in a Go program, and a worker per P
-// is not such a goroutine); and a timer's deadline is a runtime timer, so a timer fires
-// at its tick plus the scheduler's latency, within the 1ms resolution Timer promises.
-// Idle, a group of workers uses no CPU: each is a parked goroutine (TestIdleCPU).
+// But a relay's wake-ups are fd events from other processes, and there the park costs
+// more than it saves. spliced --mode user on loopback, one connection, 64-byte requests
+// to an echo server, the relays measured in turn (16 rounds of 400ms each), round trip
+// added to the direct one at the median, and the relay's CPU per request:
+//
+//	spliced, this loop            56.7µs   49µs CPU
+//	spliced, park+deadline        71.3µs   76µs CPU (commit a49959f)
+//	spliced --mode iocopy         61.9µs   61µs CPU (Go's io.Copy)
+//	HAProxy                       60.0µs
+//
+// and four earlier runs agreed on the ranking of the two spliced loops (the park's
+// median 3µs to 27µs worse), though it often had the better 99th percentile. A parked
+// goroutine is woken by whichever thread polls the runtime's epoll, which then finds
+// the worker a P and wakes another thread to look for work; a thread blocked in
+// epoll_wait(2) is woken directly and carries on with its P. So the loop blocks, and a
+// wake-up by Add pays an eventfd write and a thread wake-up, which in a relay are rare
+// (a flow's fds and tasks share a worker). BenchmarkWake measures the loop as it is:
+//
+//	go test -run '^$' -bench Wake -count 3 ./netq/
+//
+// Idle, a group of workers uses no CPU: each is a thread blocked in epoll_wait(2), and
+// nothing spins (TestIdleCPU).
 package netq
