@@ -34,8 +34,9 @@
 //
 // A worker with nothing to do blocks in epoll_wait(2) on its goroutine, until an fd
 // event, the tick of its earliest timer, or a write to its eventfd by an Add or Reset
-// that found it sleeping. That is a blocking system call: the runtime leaves the
-// worker's P in the system call, and the kernel wakes the worker's own thread.
+// that found it sleeping. That is a blocking system call: the kernel wakes the worker's
+// own thread, which goes on with its P unless the runtime gave the P to another thread
+// meanwhile (it does so only when other goroutines wait for one).
 //
 // The alternatives were measured, and lost where it counts. Parking the loop on the Go
 // runtime's network poller instead (the epoll instance is itself pollable: open it as a
@@ -64,18 +65,20 @@
 //
 // But a relay's wake-ups are fd events from other processes, and there the park costs
 // more than it saves. spliced --mode user on loopback, one connection, 64-byte requests
-// to an echo server, the relays measured in turn (16 rounds of 400ms each), round trip
-// added to the direct one at the median, and the relay's CPU per request:
+// to an echo server, the relays (built at commit 16d43f2) measured in turn, 16 rounds
+// of 400ms each: the round trip added to the direct one at the median, and the relay
+// process's CPU per request (from /proc/PID/stat):
 //
 //	spliced, this loop            56.7µs   49µs CPU
 //	spliced, park+deadline        71.3µs   76µs CPU (commit a49959f)
 //	spliced --mode iocopy         61.9µs   61µs CPU (Go's io.Copy)
 //	HAProxy                       60.0µs
 //
-// and four earlier runs agreed on the ranking of the two spliced loops (the park's
-// median 3µs to 27µs worse), though it often had the better 99th percentile. A parked
-// goroutine is woken by whichever thread polls the runtime's epoll, which then finds
-// the worker a P and wakes another thread to look for work; a thread blocked in
+// and five earlier runs agreed on the ranking of the two spliced loops (the park's
+// median 3µs to 29µs worse), though the park had the better 99th percentile in four of
+// the six. The likely reason, which the CPU figures bear out: a parked goroutine is
+// woken by whichever thread polls the runtime's epoll, which must find the worker a P
+// and then wakes another thread to look for more work; a thread blocked in
 // epoll_wait(2) is woken directly and carries on with its P. So the loop blocks, and a
 // wake-up by Add pays an eventfd write and a thread wake-up, which in a relay are rare
 // (a flow's fds and tasks share a worker). BenchmarkWake measures the loop as it is:
