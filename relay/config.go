@@ -32,6 +32,15 @@ const (
 	// kernel keeps no longer fits its int.
 	MinSockBuf = 4 << 10
 	MaxSockBuf = 1 << 30
+	// BulkSockBufBudget bounds the extra kernel socket buffer that bulk flows may
+	// borrow beyond SockBuf: an auto-mode flow that proves to be bulk and moves to the
+	// kernel path has its source's receive and its drain's send buffer raised to 4 MiB
+	// (socket.DefaultBulkBuffer) while the daemon's loans stay under this budget, and
+	// back to SockBuf when it goes quiet or ends. Small buffers keep a flood of stalled
+	// flows out of the kernel; the loans give bulk flows the throughput of autotuned
+	// buffers. Linux doubles what is set, so the kernel memory lent stays under twice
+	// this.
+	BulkSockBufBudget = 64 << 20
 )
 
 // Config is the whole configuration of a daemon: global settings and its relays.

@@ -48,7 +48,8 @@ func (f *flow) moved(dir int) int64 {
 	return n
 }
 
-// start splices both ways, in mode, each direction with max and idle; done runs once
+// start splices both ways, in mode, each direction with max and idle, bulk flows
+// borrowing kernel buffers from budget; done runs once
 // both have ended and the flow is closed. The caller has set pending to the number of
 // tokens it holds (1 for a flow whose setup counted as one running direction).
 //
@@ -57,12 +58,12 @@ func (f *flow) moved(dir int) int64 {
 // (the flow closes at once, so a reset or a dead target reaches the other side
 // promptly). No goroutine waits for a flow: the ends arrive as OnEnd callbacks on the
 // sockets' worker.
-func (f *flow) start(mode socket.SpliceMode, max int64, idle time.Duration) {
+func (f *flow) start(mode socket.SpliceMode, max int64, idle time.Duration, budget *socket.BufferBudget) {
 	f.pending.Add(1) // two directions, where the caller held one token
 	target := f.target.Load()
 	ends := [2]struct{ src, dst *socket.Socket }{{f.client, target}, {target, f.client}}
 	for dir, e := range ends {
-		opt := socket.SpliceOptions{Max: max, Idle: idle, Mode: mode, OnEnd: func(err error) { f.ended(dir, err) }}
+		opt := socket.SpliceOptions{Max: max, Idle: idle, Mode: mode, Budget: budget, OnEnd: func(err error) { f.ended(dir, err) }}
 		if err := e.src.Splice(e.dst, opt); err != nil {
 			f.ended(dir, err)
 		}

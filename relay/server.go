@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/softnet-go/softnet/netq"
+	"github.com/softnet-go/softnet/socket"
 )
 
 // A Server runs relays. Apply starts, updates and stops them to match a configuration;
@@ -24,6 +25,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine serving a flow
 	sockbuf atomic.Int64   // SO_RCVBUF/SO_SNDBUF of new sockets; 0: autotuning
+	budget  *socket.BufferBudget
 
 	lookup   lookupFunc    // host names of targets: at Apply, then every resolveEvery
 	quit     chan struct{} // closed by Shutdown: stops the resolver
@@ -63,6 +65,7 @@ func NewServer(opt ServerOptions) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
 		lookup: net.DefaultResolver.LookupNetIP, quit: make(chan struct{}),
+		budget: socket.NewBufferBudget(BulkSockBufBudget, 0),
 		running: map[string]runner{}, stats: map[string]*relayStats{}}
 	s.sockbuf.Store(opt.SockBuf)
 	return s

@@ -264,7 +264,6 @@ func (su *setup) giveUp() {
 	} else {
 		r.log.Warn("no target reachable; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
 	}
-	f.abort = true
 	f.close()
 	f.release()
 }
@@ -300,7 +299,7 @@ func (su *setup) established() {
 	if r.log.Enabled(r.srv.ctx, slog.LevelDebug) {
 		r.log.Debug("flow started", "client", f.client.RemoteAddr().String(), "target", su.ap.String())
 	}
-	f.start(s.mode, s.cfg.Max, s.cfg.Idle)
+	f.start(s.mode, s.cfg.Max, s.cfg.Idle, r.srv.budget)
 }
 
 // sendBytes queues b on so's send sockbuf, in an mbuf chain.

@@ -264,6 +264,6 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
 		r.srv.wg.Done()
 	}
-	f.start(s.mode, s.cfg.Max, s.cfg.Idle)
+	f.start(s.mode, s.cfg.Max, s.cfg.Idle, r.srv.budget)
 	return f
 }

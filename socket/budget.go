@@ -155,17 +155,10 @@ func sockBuf(fd, opt int) int {
 	return v / 2
 }
 
-// rcvSized reports whether the kernel receive buffer of so was sized rather than left
-// to autotuning. The receive sockbuf keeps no flag for SetReadBuffer, so it is read from
-// what SetReadBuffer changes: a high-water mark other than the default, or (as spliced
-// sizes both sides together) a send buffer sized with SetWriteBuffer. Splice calls it
-// before it takes the sockbufs' locks.
+// rcvSized reports whether the kernel receive buffer of so was sized (SetReadBuffer)
+// rather than left to autotuning. Splice calls it before it takes the sockbufs' locks.
 func (so *Socket) rcvSized() bool {
 	so.rcv.mu.Lock()
-	sized := so.rcv.hiwat != defaultTCPRcv
-	so.rcv.mu.Unlock()
-	so.snd.mu.Lock()
-	sized = sized || so.snd.flags&sbSized != 0
-	so.snd.mu.Unlock()
-	return sized
+	defer so.rcv.mu.Unlock()
+	return so.rcv.flags&sbSized != 0
 }

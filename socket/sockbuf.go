@@ -18,7 +18,7 @@ const (
 	sbSendfile                // snd: SendFile owns the kernel socket's send side (with sbBusy)
 	sbRdHup                   // rcv: epoll saw the peer's FIN: read on until EOF, short reads or not
 	sbNoGSO                   // snd (UDP): the path refused a GSO message (EMSGSIZE): send datagrams singly
-	sbSized                   // snd: SetWriteBuffer fixed the kernel's SO_SNDBUF (no autotuning)
+	sbSized                   // SetReadBuffer/SetWriteBuffer fixed the kernel's SO_RCVBUF/SO_SNDBUF (no autotuning)
 )
 
 // A sockbuf is BSD's struct sockbuf: a queue of mbuf chains with a high-water mark

@@ -258,6 +258,7 @@ func (so *Socket) SetReadBuffer(n int) error {
 	}
 	so.rcv.mu.Lock()
 	so.rcv.reserve(n, so.rcv.lowat)
+	so.rcv.flags |= sbSized
 	so.resumeInputLocked()
 	so.rcv.mu.Unlock()
 	if err := unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n); err != nil {
