@@ -65,7 +65,7 @@ func NewServer(opt ServerOptions) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
 		lookup: net.DefaultResolver.LookupNetIP, quit: make(chan struct{}),
-		budget: socket.NewBufferBudget(BulkSockBufBudget, 0),
+		budget:  socket.NewBufferBudget(BulkSockBufBudget, 0),
 		running: map[string]runner{}, stats: map[string]*relayStats{}}
 	s.sockbuf.Store(opt.SockBuf)
 	return s
