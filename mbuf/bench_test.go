@@ -211,8 +211,8 @@ func BenchmarkMake2K(b *testing.B) {
 
 var pool2K = sync.Pool{New: func() any { return new([MCLBytes]byte) }}
 
-// BenchmarkSyncPool2K: sync.Pool's Get and Put of a 2 KiB buffer (DESIGN §6's baseline
-// for the allocator).
+// BenchmarkSyncPool2K: sync.Pool's Get and Put of a 2 KiB buffer (the baseline the
+// allocator's zones must match).
 func BenchmarkSyncPool2K(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -3,8 +3,8 @@ package mbuf
 import "github.com/softnet-go/softnet/uma"
 
 // Operations on whole chains take and give back their mbufs a batch at a time, with
-// uma's AllocBulk and FreeBulk: one pinned section per batch instead of one per mbuf (the
-// seed's MBP_PERSIST). For a chain of 32 clusters that is most of the cost of CopyM and
+// uma's AllocBulk and FreeBulk: one pinned section per batch instead of one per mbuf (FreeBSD's
+// MBP_PERSIST, which keeps the per-CPU cache across m_getcl's two allocations). For a chain of 32 clusters that is most of the cost of CopyM and
 // FreeM.
 
 const batch = 32

@@ -56,8 +56,8 @@ func (lc *ListenConfig) group() *netq.Group {
 
 // A Listener is a TCP listener: one SO_REUSEPORT socket per worker, each accepting on its
 // own worker, so that a connection's socket stays on the worker whose socket the
-// kernel's hash chose (the flowid of the seed: the work for a flow stays on the worker
-// that took it in).
+// kernel's hash chose (the mbuf's flowid: the work for a flow stays on the worker that
+// took it in).
 type Listener struct {
 	ni    netinfo
 	addr  net.Addr

@@ -31,7 +31,7 @@ const (
 	defaultTCPRcv = 64 << 10
 	defaultTCPSnd = 64 << 10
 	defaultUDPRcv = 256 << 10
-	defaultUDPSnd = 64 << 10 // every datagram fits (DESIGN §5)
+	defaultUDPSnd = 64 << 10 // every datagram fits (the largest UDP payload is 65507 bytes)
 	defaultSndLow = 2048     // SO_SNDLOWAT: MCLBYTES, as OpenBSD's soreserve
 )
 

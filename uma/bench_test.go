@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The allocator's target (DESIGN §6): a 2 KiB item's Alloc+Free, with the Limit and the
+// The allocator's target: a 2 KiB item's Alloc+Free, with the Limit and the
 // statistics on, costs no more than sync.Pool's Get+Put of a 2 KiB buffer, allocates
 // nothing, and scales with Ps. Compare the pairs side by side in one run:
 //

@@ -3,7 +3,7 @@ package uma
 import "github.com/softnet-go/softnet/internal/procpin"
 
 // AllocBulk fills dst with items in as few pinned sections as the buckets allow: a chain
-// of N clusters costs one pin, not N (the seed's MBP_PERSIST, which held the cache across
+// of N clusters costs one pin, not N (FreeBSD's MBP_PERSIST, which held the cache across
 // m_getcl's mbuf and cluster). It is non-blocking: it returns len(dst) and nil, or the
 // number it did allocate (those stay in dst[:n], constructed) and an *Error wrapping
 // ENOBUFS, counted as one failure. If a Ctor fails, the items not yet handed out go back

@@ -14,7 +14,7 @@ import (
 // new slab (m_pool_alloc) and credit it when they give a slab back (m_pool_free), so the
 // bytes charged are always the bytes of the slabs held.
 //
-// A Limit of 0 is unlimited (the seed's kern.ipc.nmbclusters=0). SetMax may raise or lower
+// A Limit of 0 is unlimited (as FreeBSD's kern.ipc.nmbclusters=0). SetMax may raise or lower
 // the limit at any time; lowering frees nothing, it only refuses new slabs until enough come
 // back.
 //

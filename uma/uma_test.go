@@ -382,7 +382,7 @@ func TestLimitLoweredRefusesNewSlabs(t *testing.T) {
 	reclaimAll(t, l)
 }
 
-// TestWaiterWokenByAnotherZone is the seed scenario: with the Limit full, an allocation
+// TestWaiterWokenByAnotherZone is the scenario the shared Limit exists for: with the Limit full, an allocation
 // waiting in zone A is woken when zone B gives a slab back, and completes.
 func TestWaiterWokenByAnotherZone(t *testing.T) {
 	l, _ := NewLimit(64 << 10) // one slab

@@ -25,8 +25,8 @@ import (
 	"github.com/softnet-go/softnet/relay"
 )
 
-// The flood tests (DESIGN §7: at the memory Limit flows wait and resume, with RSS
-// bounded) drive the built daemon with many flows whose targets stop reading. The
+// The flood tests (at the memory Limit flows wait and resume, nothing is lost, and
+// RSS stays bounded) drive the built daemon with many flows whose targets stop reading. The
 // defaults are CI's bounded form; -flood.stall=10s holds the stall longer.
 var (
 	floodStall   = flag.Duration("flood.stall", 3*time.Second, "how long the flood tests' sinks stop reading")

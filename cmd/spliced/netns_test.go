@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Multi-host tests (DESIGN.md §7): client, relay and server in network namespaces of
+// Multi-host tests: client, relay and server in network namespaces of
 // their own, joined by veth pairs, with the daemon running in the relay's namespace and
 // real faults on the links: rate and queue limits (tbf, htb + pfifo; this kernel has no
 // netem), a link going down and up, a server whose namespace vanishes under a live flow,
