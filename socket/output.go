@@ -130,7 +130,13 @@ func (so *Socket) output() {
 	default:
 		so.outputError(errnoOf(err))
 	}
-	so.sowwakeup()
+	if n > 0 || err != nil && err != unix.EAGAIN {
+		// Room was made, or the socket failed: writers and a splice into it see it.
+		// A writev that took nothing changed nothing, and waking a splice for it would
+		// have the splice kick output again at once: a busy loop while the peer
+		// stalls. EPOLLOUT brings output back when the kernel has room.
+		so.sowwakeup()
+	}
 	so.outputDone()
 }
 

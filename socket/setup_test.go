@@ -75,8 +75,13 @@ func TestConnectFunc(t *testing.T) {
 	ln.Close()
 	so, err = (&Dialer{}).ConnectFunc("tcp", addr, func(err error) { res <- result{err, true} })
 	if err == nil {
+		select {
+		case r := <-res: // refused by the SYN's answer, after connect(2) returned
+			err = r.err
+		case <-time.After(5 * time.Second):
+			t.Fatal("no callback for a refused connect")
+		}
 		so.Close()
-		err = (<-res).err
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("connect to a closed port: %v, want ECONNREFUSED", err)
@@ -126,4 +131,39 @@ func fullListener(t *testing.T) string {
 			t.Skip("the kernel keeps accepting into a full queue")
 		}
 	}
+}
+
+// TestStalledDrainIdles: a splice whose drain's peer stops reading waits without using
+// the CPU, in every mode — in auto mode too, where bytes the user path queued on the
+// drain's send sockbuf are still there when the flow moves to the kernel path (output
+// that found the kernel full must not wake the splice, which would kick output again).
+func TestStalledDrainIdles(t *testing.T) {
+	forModes(t, func(t *testing.T, mode SpliceMode) {
+		r := newRig(t, nil)
+		r.dst.SetWriteBuffer(128 << 10)
+		r.server.SetReadBuffer(64 << 10)
+		if err := r.src.Splice(r.dst, SpliceOptions{Mode: mode}); err != nil {
+			t.Fatal(err)
+		}
+		go func() { r.client.Write(randBytes(3, 16<<20)) }() // ends when the rig closes
+		// Wait for the flow to stall: the drain's sockbuf and kernel buffers full.
+		var last int64 = -1
+		for i := 0; i < 100; i++ {
+			time.Sleep(20 * time.Millisecond)
+			n := r.src.SpliceLen()
+			if n == last && n > 0 {
+				break
+			}
+			last = n
+		}
+		var ru0, ru1 unix.Rusage
+		unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+		start := time.Now()
+		time.Sleep(500 * time.Millisecond)
+		unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+		if frac := float64(cpu) / float64(time.Since(start)); frac > 0.25 {
+			t.Errorf("stalled splice: the process used %v of CPU in %v (%.0f%% of a core): a busy loop", cpu, time.Since(start), 100*frac)
+		}
+	})
 }
