@@ -8,8 +8,9 @@
 // and prints markdown tables.
 //
 // Run it from the bench directory: go run ./cmd/compare (or bash run); -only rr,churn
-// runs some scenarios, -quick a smoke run of under a minute. The default run is bounded
-// to about 12 minutes on a 2-core machine; it kills every process it starts.
+// runs some scenarios, -quick a smoke run of under a minute, -render results.json only
+// redoes an earlier run's targets and tables. The default run is bounded to about 12
+// minutes on a 2-core machine; it kills every process it starts.
 package main
 
 import (
@@ -78,14 +79,19 @@ type GCResult struct {
 	GCCycles float64 `json:"gc_cycles"`
 }
 
-// Target is one DESIGN §6 target checked against this run.
+// Target is one of spliced's targets (targets.go) checked against this run: what is
+// measured, the goal (a bound, or a ratio to a peer's row of the same run), this run's
+// figure and whether it meets the goal.
 type Target struct {
 	Target string  `json:"target"`
 	Goal   string  `json:"goal"`
 	Value  float64 `json:"value"`
 	Unit   string  `json:"unit"`
 	Met    bool    `json:"met"`
-	Note   string  `json:"note,omitempty"`
+	// NotRun says this run lacks the rows the target needs (Note says which); Value
+	// and Met mean nothing then.
+	NotRun bool   `json:"not_run,omitempty"`
+	Note   string `json:"note,omitempty"`
 }
 
 var (
@@ -106,6 +112,7 @@ var (
 	flagCount    = flag.Int("count", 3, "runs of each microbenchmark (the median is kept)")
 	flagOnly     = flag.String("only", "", "comma-separated scenarios to run (default all): "+strings.Join(allParts, ","))
 	flagSkip     = flag.String("skip", "", "comma-separated scenarios to skip")
+	flagRender   = flag.String("render", "", "measure nothing: read this results.json, recompute its targets, comparisons and tables with this code, print the tables and write results.json and tables.md into -out")
 	flagQuick    = flag.Bool("quick", false, "a smoke run of about a minute: 1 round, short runs, 500 idle connections, only direct, spliced, haproxy and the io.Copy relay, no micro or gc unless -only names them")
 )
 
@@ -126,6 +133,9 @@ func quick() {
 
 func main() {
 	flag.Parse()
+	if *flagRender != "" {
+		os.Exit(render(*flagRender, *flagOut))
+	}
 	if *flagQuick {
 		quick()
 	}
@@ -350,6 +360,42 @@ func run(start time.Time) int {
 		return 1
 	}
 	logf("wrote %s and %s in %.0f s", path, filepath.Join(*flagOut, "configs"), res.Seconds)
+	return 0
+}
+
+// render redoes the report of an earlier run from its results.json: the targets,
+// comparisons and markdown come from this code, the measurements and the peers'
+// configurations from the file. go run ./cmd/compare -render results/results.json
+// rewrites results/results.json and results/tables.md in place.
+func render(in, out string) int {
+	b, err := os.ReadFile(in)
+	if err != nil {
+		logf("compare: %v", err)
+		return 1
+	}
+	res := &Results{}
+	if err := json.Unmarshal(b, res); err != nil {
+		logf("compare: %s: %v", in, err)
+		return 1
+	}
+	res.Targets = targets(res)
+	res.Comparisons = comparisons(res)
+	res.Markdown = markdown(res)
+	fmt.Println(res.Markdown)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		logf("compare: %v", err)
+		return 1
+	}
+	b, _ = json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
+		logf("compare: %v", err)
+		return 1
+	}
+	if err := writeFile(filepath.Join(out, "tables.md"), res.Markdown+"\n"); err != nil {
+		logf("compare: %v", err)
+		return 1
+	}
+	logf("rendered %s into %s", in, out)
 	return 0
 }
 

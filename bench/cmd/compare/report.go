@@ -9,95 +9,6 @@ import (
 // resolved from gvisor.dev/gvisor@latest, a pseudo-version of its go branch).
 func gvisorOK() bool { return true }
 
-func findMicro(res *Results, group, implPrefix string) *MicroResult {
-	for i := range res.Micro {
-		if res.Micro[i].Group == group && strings.HasPrefix(res.Micro[i].Impl, implPrefix) {
-			return &res.Micro[i]
-		}
-	}
-	return nil
-}
-
-func findTCP(res *Results, relay string, streams int) *TCPResult {
-	for i := range res.TCP {
-		if res.TCP[i].Relay == relay && res.TCP[i].Streams == streams && res.TCP[i].Err == "" {
-			return &res.TCP[i]
-		}
-	}
-	return nil
-}
-
-func targets(res *Results) []Target {
-	var ts []Target
-	add := func(t Target) { ts = append(ts, t) }
-	if z, p := findMicro(res, "alloc 2 KiB", "softnet uma"), findMicro(res, "alloc 2 KiB", "sync.Pool"); z != nil && p != nil {
-		v := z.NsOp / p.NsOp
-		add(Target{Target: "Allocator: zone alloc+free time vs sync.Pool Get+Put", Goal: "≤ 1.0×, 0 allocs/op", Value: v, Unit: "×",
-			Met: v <= 1.0 && z.AllocsOp == 0, Note: fmt.Sprintf("%.2f vs %.2f ns, %d allocs/op", z.NsOp, p.NsOp, z.AllocsOp)})
-	}
-	if z, zp := findMicro(res, "alloc 2 KiB", "softnet uma"), findMicro(res, "alloc 2 KiB, 2 goroutines", "softnet uma"); z != nil && zp != nil {
-		v := z.NsOp / zp.NsOp
-		add(Target{Target: "Allocator: two Ps scale", Goal: "≥ 1.8×", Value: v, Unit: "×", Met: v >= 1.8,
-			Note: fmt.Sprintf("%.2f ns/op serial, %.2f ns/op with RunParallel on 2 Ps", z.NsOp, zp.NsOp)})
-	}
-	if s, r := findMicro(res, "share 64 KiB, 2 goroutines", "softnet"), findMicro(res, "share 64 KiB, 2 goroutines", "global-mutex"); s != nil && r != nil {
-		v := r.NsOp / s.NsOp
-		add(Target{Target: "Sharing: CopyM+FreeM 64 KiB, 2 goroutines, vs global-mutex reference", Goal: "≥ 1.5×", Value: v, Unit: "×", Met: v >= 1.5,
-			Note: fmt.Sprintf("%.0f vs %.0f ns/op", s.NsOp, r.NsOp)})
-	}
-	for _, n := range []int{1, 8} {
-		u, c := findTCP(res, nameSpliced+" --mode user", n), findTCP(res, nameCopy, n)
-		k, io := findTCP(res, nameSpliced+" --mode kernel", n), findTCP(res, nameIOCopy, n)
-		if u != nil && c != nil {
-			v := u.BytesPerCPU / c.BytesPerCPU
-			add(Target{Target: fmt.Sprintf("TCP relay, %d stream(s): user path bytes/relay-CPU-s vs 32 KiB copy relay", n), Goal: "≥ 1.3×", Value: v, Unit: "×", Met: v >= 1.3,
-				Note: fmt.Sprintf("%.2f vs %.2f GB/CPU-s", u.BytesPerCPU/1e9, c.BytesPerCPU/1e9)})
-		}
-		if k != nil && io != nil {
-			v := k.BytesPerCPU / io.BytesPerCPU
-			add(Target{Target: fmt.Sprintf("TCP relay, %d stream(s): kernel path bytes/relay-CPU-s vs io.Copy relay", n), Goal: "≥ 1.0×", Value: v, Unit: "×", Met: v >= 1.0,
-				Note: fmt.Sprintf("%.2f vs %.2f GB/CPU-s", k.BytesPerCPU/1e9, io.BytesPerCPU/1e9)})
-		}
-		if k != nil && io != nil && c != nil {
-			best := max(io.Gbits, c.Gbits)
-			v := k.Gbits / best
-			add(Target{Target: fmt.Sprintf("TCP relay, %d stream(s): kernel path wall-clock Gbit/s vs the better of io.Copy and copy", n), Goal: "≥ 1.0×", Value: v, Unit: "×", Met: v >= 1.0,
-				Note: fmt.Sprintf("%.2f vs %.2f / %.2f Gbit/s", k.Gbits, io.Gbits, c.Gbits)})
-		}
-		if u != nil && io != nil && c != nil {
-			best := max(io.Gbits, c.Gbits)
-			v := u.Gbits / best
-			add(Target{Target: fmt.Sprintf("TCP relay, %d stream(s): user path wall-clock Gbit/s vs the better of io.Copy and copy", n), Goal: "≥ 1.0×", Value: v, Unit: "×", Met: v >= 1.0,
-				Note: fmt.Sprintf("%.2f vs %.2f / %.2f Gbit/s", u.Gbits, io.Gbits, c.Gbits)})
-		}
-	}
-	for _, r := range res.Idle {
-		if r.Softnet && r.Err == "" {
-			add(Target{Target: "Idle cost: " + r.Relay + " RSS per idle relayed connection", Goal: "≤ 2048 B", Value: r.PerConn, Unit: "B", Met: r.PerConn <= 2048,
-				Note: fmt.Sprintf("VmRSS %.1f → %.1f MiB over %d connections, 2 s after the burst, no forced GC", float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.Conns)})
-		}
-	}
-	if len(res.UDP) == 2 && res.UDP[0].Err == "" && res.UDP[1].Err == "" {
-		v := res.UDP[0].PerCPU / res.UDP[1].PerCPU
-		add(Target{Target: "UDP relay: datagrams per relay-CPU-s vs ReadFrom/WriteTo Go relay", Goal: "≥ 2×", Value: v, Unit: "×", Met: v >= 2,
-			Note: fmt.Sprintf("%.0fk vs %.0fk per CPU-s", res.UDP[0].PerCPU/1e3, res.UDP[1].PerCPU/1e3)})
-	}
-	if res.GC != nil {
-		// One allocation per chunk would read 1.0 here; the resolution is the scrape's
-		// own count, which varies by a few hundred, over the thousands of chunks moved.
-		add(Target{Target: "GC: relay heap allocations per moved 64 KiB (user path)", Goal: "0 (< 0.1 at this resolution)", Value: res.GC.MallocsPer64K, Unit: "mallocs", Met: res.GC.MallocsPer64K < 0.1,
-			Note: fmt.Sprintf("%.0f mallocs counted in the relay while it moved %d MiB on one warmed-up connection, less %.0f for the /metrics scrape itself (which varies by a few hundred); %.0f GC cycles in the window", res.GC.Raw, res.GC.Bytes>>20, res.GC.Scrape, res.GC.GCCycles)})
-	}
-	return ts
-}
-
-func yn(b bool) string {
-	if b {
-		return "met"
-	}
-	return "**missed**"
-}
-
 func adv(v float64) string {
 	if v == 0 {
 		return "–"
@@ -225,7 +136,7 @@ func comparisons(res *Results) []Comparison {
 		idc = append(idc, cmpRow{r.Relay, sn, false, r.CPUConnsPct, r.Err == "" && r.CPUConnsPct >= 0.1})
 	}
 	add(cmpRows("Idle connections", "RSS per connection", false, false, nameSpliced, id))
-	add(cmpRows("Idle connections", fmt.Sprintf("CPU %% with %d idle connections (rows at < 0.1%% left out)", min(1000, *flagIdle)), false, false, nameSpliced, idc))
+	add(cmpRows("Idle connections", fmt.Sprintf("CPU %% with %d idle connections (rows at < 0.1%% left out)", idleCPUConns(res)), false, false, nameSpliced, idc))
 	if len(res.UDP) == 2 {
 		var u, uc []cmpRow
 		for _, r := range res.UDP {
@@ -364,7 +275,7 @@ func markdown(res *Results) string {
 	}
 	if len(res.Idle) > 0 {
 		p("### Idle relayed TCP connections (%v; VmRSS as ps shows it, 2 s after the burst, no forced GC)\n\n", res.Config["idle_conns"])
-		p("| relay | RSS before | RSS after | RSS per connection | relay fds per connection | row ÷ spliced, RSS | CPU, no connection | CPU, %d idle connections |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", min(1000, *flagIdle))
+		p("| relay | RSS before | RSS after | RSS per connection | relay fds per connection | row ÷ spliced, RSS | CPU, no connection | CPU, %d idle connections |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", idleCPUConns(res))
 		for _, r := range res.Idle {
 			if r.Err != "" {
 				p("| %s | error: %s | | | %.1f | | %.2f%% | |\n", r.Relay, r.Err, r.FDsPerConn, r.CPUIdlePct)
@@ -423,15 +334,11 @@ func markdown(res *Results) string {
 		p("\n")
 	}
 	if len(res.Targets) > 0 {
-		p("### DESIGN §6 targets\n\n| target | goal | this run | | detail |\n|---|---|---:|---|---|\n")
+		p("### Targets\n\n")
+		p("What spliced is built to reach, each checked against this run's rows (the medians above); a target whose rows this run lacks says so.\n\n")
+		p("| target | goal | this run | met | detail |\n|---|---|---:|---|---|\n")
 		for _, t := range res.Targets {
-			val := fmt.Sprintf("%.2f%s", t.Value, t.Unit)
-			if t.Unit == "B" {
-				val = fmt.Sprintf("%.0f B", t.Value)
-			} else if t.Unit == "mallocs" {
-				val = fmt.Sprintf("%.4f", t.Value)
-			}
-			p("| %s | %s | %s | %s | %s |\n", t.Target, t.Goal, val, yn(t.Met), t.Note)
+			p("| %s | %s | %s | %s | %s |\n", t.Target, t.Goal, t.shown(), t.verdict(), t.Note)
 		}
 		p("\n")
 	}
