@@ -44,6 +44,22 @@
 //	a.Splice(b, socket.SpliceOptions{Idle: time.Minute, OnEnd: func(error) { b.CloseWrite() }})
 //	b.Splice(a, socket.SpliceOptions{Idle: time.Minute, OnEnd: func(error) { a.CloseWrite() }})
 //
+// SpliceAuto, the default, starts a TCP splice on the user path, where a small request
+// costs one readv and one writev, and moves it to the kernel path once it proves to be
+// bulk (input reads that fill the budget three times in a row, as HAProxy's splice-auto
+// decides), and back when it goes quiet; a BufferBudget (SpliceOptions.Budget) lends
+// such flows larger kernel buffers while they stream. A splice that moved little in its
+// last turn is queued on its worker's sparse queue (netq.Worker.AddSparse), ahead of
+// the bulk passes of the same loop iteration.
+//
+// # Flows set up on their worker
+//
+// A relay sets each flow up where its packets arrive, with nothing blocking: with
+// ListenConfig.OnAccept the worker that accepted a connection hands it over there,
+// Dialer.ConnectFunc starts the target's connect on the same worker and calls back there
+// when it is up or has failed, and a netq.Timer of that worker bounds the attempt (close
+// the socket to give up). See the example of ListenConfig's OnAccept.
+//
 // ELOOP is not emulated: loops through the kernel's sockets cannot be seen from user
 // space. Urgent (out-of-band) TCP data is not handled.
 package socket
