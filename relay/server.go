@@ -44,6 +44,7 @@ type runner interface {
 	update(*settings)
 	addr() net.Addr
 	stop()
+	setSockBuf(n int64) error
 }
 
 // ServerOptions configure a Server.
@@ -72,8 +73,19 @@ func NewServer(opt ServerOptions) *Server {
 }
 
 // SetSockBuf changes the size of the kernel socket buffers of the sockets made from now
-// on (0: the kernel's autotuning); open flows keep theirs. A reload calls it.
-func (s *Server) SetSockBuf(n int64) { s.sockbuf.Store(n) }
+// on (0: the kernel's autotuning, for the sockets a relay makes; the clients of a TCP
+// relay that is already listening keep the last size, since Linux cannot give a sized
+// buffer back to autotuning); open flows keep theirs. A reload calls it.
+func (s *Server) SetSockBuf(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sockbuf.Store(n)
+	for name, r := range s.running {
+		if err := r.setSockBuf(n); err != nil {
+			s.log.Warn("cannot size the buffers of the relay's listener", "relay", name, "err", err)
+		}
+	}
+}
 
 // Apply makes the running relays those of relays, which should have passed
 // Config.Validate. A relay whose name, protocol and listen address are unchanged keeps

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"io"
 	"net"
 	"os/exec"
@@ -57,13 +58,18 @@ func TestSockBuf(t *testing.T) {
 				conns <- c
 				io.Copy(c, c)
 			})
-			srv, addr := startServer(t, RelayConfig{Targets: []string{target}, Mode: mode})
 			for _, locked := range []bool{true, false} {
 				size := int64(n)
 				if !locked {
 					size = 0
 				}
-				srv.SetSockBuf(size)
+				// A relay started with the size: its listener hands it to every client.
+				srv := NewServer(ServerOptions{Log: testLogger(t), SockBuf: size})
+				t.Cleanup(func() { srv.Shutdown(context.Background()) })
+				if err := srv.Apply([]RelayConfig{{Name: "test", Listen: "127.0.0.1:0", Targets: []string{target}, Mode: mode}}); err != nil {
+					t.Fatal(err)
+				}
+				addr := srv.Addr("test").String()
 				c := dial(t, addr)
 				c.Write([]byte("x"))
 				if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -77,6 +83,17 @@ func TestSockBuf(t *testing.T) {
 		})
 	}
 
+	// A reload's new size reaches the clients a running relay accepts from then on.
+	target := tcpServer(t, echo)
+	srv, addr := startServer(t, RelayConfig{Targets: []string{target}})
+	srv.SetSockBuf(n)
+	c := dial(t, addr)
+	c.Write([]byte("x"))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	check("accepted TCP after SetSockBuf", "tcp", c.RemoteAddr(), c.LocalAddr(), n, n, true)
+
 	// UDP: a flow's client socket and its target socket; the send buffer keeps 64 KiB so
 	// that any datagram fits.
 	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -84,7 +101,7 @@ func TestSockBuf(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	srv, addr := startServer(t, RelayConfig{Protocol: "udp", Targets: []string{peer.LocalAddr().String()}})
+	srv, addr = startServer(t, RelayConfig{Protocol: "udp", Targets: []string{peer.LocalAddr().String()}})
 	srv.SetSockBuf(n)
 	uc, err := net.Dial("udp", addr)
 	if err != nil {

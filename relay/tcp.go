@@ -113,10 +113,14 @@ func (r *tcpRelay) update(s *settings)  { r.cur.Store(s) }
 func (r *tcpRelay) addr() net.Addr      { return r.ln.Addr() }
 func (r *tcpRelay) stop()               { r.ln.Close() }
 
+// setSockBuf sizes the kernel buffers of the clients accepted from now on.
+func (r *tcpRelay) setSockBuf(n int64) error { return r.ln.SetBuffers(int(n), int(n)) }
+
 func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
 	r := &tcpRelay{srv: srv, stats: st, log: srv.log.With("relay", s.cfg.Name)}
 	r.cur.Store(s)
-	lc := socket.ListenConfig{Group: srv.workers, OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
+	n := int(srv.sockbuf.Load()) // accepted sockets inherit the listener's buffer sizes
+	lc := socket.ListenConfig{Group: srv.workers, ReadBuffer: n, WriteBuffer: n, OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
 	ln, err := lc.Listen(s.cfg.Protocol, s.cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -150,12 +154,6 @@ type setup struct {
 func (r *tcpRelay) accepted(c *socket.Socket) {
 	s := r.settings()
 	r.stats.accept()
-	if err := setSockBuf(c, r.srv.sockbuf.Load(), false); err != nil {
-		// A socket that cannot be sized is refused, not relayed unbounded.
-		c.SetLinger(0)
-		c.Close()
-		return
-	}
 	f := &flow{stats: r.stats, client: c}
 	f.pending.Store(1) // the setup
 	su := &setup{r: r, s: s, f: f, first: r.next.Add(1) - 1, seq: r.short.seq.Load()}

@@ -41,6 +41,9 @@ func (r *udpRelay) update(s *settings)  { r.cur.Store(s) }
 func (r *udpRelay) addr() net.Addr      { return r.ln.LocalAddr() }
 func (r *udpRelay) stop()               { r.ln.Close(); <-r.done }
 
+// setSockBuf does nothing: each UDP flow's sockets are sized when they are made.
+func (r *udpRelay) setSockBuf(int64) error { return nil }
+
 // reusePort sets SO_REUSEADDR and SO_REUSEPORT, so that a client's connected socket can
 // share the listener's address.
 func reusePort(_, _ string, c syscall.RawConn) error {

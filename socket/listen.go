@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/softnet-go/softnet/netq"
@@ -29,6 +31,12 @@ type ListenConfig struct {
 	// Backlog is the listen(2) backlog of each socket and the bound of the queue of
 	// accepted connections waiting for Accept; 0 means 1024.
 	Backlog int
+	// ReadBuffer and WriteBuffer, if not 0, are SetReadBuffer and SetWriteBuffer for
+	// every accepted socket at no cost per connection: they size the listening sockets'
+	// kernel buffers (SO_RCVBUF, SO_SNDBUF), which Linux copies to each connection it
+	// accepts, together with TCP_NODELAY, and set the accepted sockets' sockbuf marks to
+	// match. Listener.SetBuffers changes them later.
+	ReadBuffer, WriteBuffer int
 	// OnAccept, if set, takes each accepted connection on the worker that accepted it,
 	// in place of Accept (which then fails): the socket runs on that worker, and a relay
 	// connects its target there (Dialer{Worker: so.Worker()}.ConnectFunc) and splices
@@ -66,6 +74,10 @@ type Listener struct {
 
 	onAccept      func(*Socket)
 	onAcceptError func(error, time.Duration)
+
+	// The sizes SetBuffers gave the listening sockets, for the sockbufs of accepted
+	// sockets (0: the defaults, and the kernel's autotuning).
+	rcvbuf, sndbuf atomic.Int64
 
 	mu     sync.Mutex
 	q      []*Socket // accepted, waiting for Accept
@@ -135,6 +147,8 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 		fd, err := newSysSocket(family, unix.SOCK_STREAM)
 		if err == nil {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			// Inherited by every accepted connection: no setsockopt per connection.
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 			if len(workers) > 1 {
 				err = os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1))
 				if errnoOf(err) == 0 {
@@ -166,6 +180,13 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 				sa = sockaddr(family, netipPort(ap, p.Port()))
 			}
 		}
+		if lc != nil && (lc.ReadBuffer != 0 || lc.WriteBuffer != 0) {
+			if err := setBuffers(fd, lc.ReadBuffer, lc.WriteBuffer); err != nil {
+				unix.Close(fd)
+				l.Close()
+				return nil, &net.OpError{Op: "listen", Net: network, Addr: l.addr, Err: err}
+			}
+		}
 		ls := &lsock{l: l, fd: fd, w: w}
 		if l.onAccept != nil {
 			ls.task.Init(ls.acceptTo)
@@ -179,7 +200,47 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 			return nil, &net.OpError{Op: "listen", Net: network, Addr: l.addr, Err: err}
 		}
 	}
+	if lc != nil {
+		l.rcvbuf.Store(int64(max(lc.ReadBuffer, 0)))
+		l.sndbuf.Store(int64(max(lc.WriteBuffer, 0)))
+	}
 	return l, nil
+}
+
+// setBuffers sets SO_RCVBUF and SO_SNDBUF of fd to the sizes that are not 0.
+func setBuffers(fd, rcv, snd int) error {
+	if rcv < 0 || snd < 0 {
+		return syscall.EINVAL
+	}
+	if rcv > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcv); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if snd > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, snd); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// SetBuffers is ListenConfig's ReadBuffer and WriteBuffer for the connections accepted
+// from now on; open ones keep theirs. A size of 0 leaves that buffer as it is: Linux
+// cannot give a socket whose buffer was sized back to autotuning.
+func (l *Listener) SetBuffers(read, write int) error {
+	for _, ls := range l.socks {
+		if err := setBuffers(ls.fd, read, write); err != nil {
+			return &net.OpError{Op: "set", Net: l.ni.name, Addr: l.addr, Err: err}
+		}
+	}
+	if read > 0 {
+		l.rcvbuf.Store(int64(read))
+	}
+	if write > 0 {
+		l.sndbuf.Store(int64(write))
+	}
+	return nil
 }
 
 // accept runs on the listening socket's worker: it accepts up to acceptBatch
@@ -231,11 +292,28 @@ func (ls *lsock) accept() {
 	ls.w.Add(&ls.task) // more may be waiting: yield to other flows, then go on
 }
 
-// newConn makes the socket of an accepted connection, on ls's worker.
+// newConn makes the socket of an accepted connection, on ls's worker. TCP_NODELAY and
+// the kernel buffers' sizes it has from the listening socket; its sockbufs get the
+// marks that go with them.
 func (ls *lsock) newConn(fd int, sa unix.Sockaddr) (*Socket, error) {
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	raddr, _ := addrPort(sa)
-	return newSocket(fd, ls.w, ls.l.ni, ssConnected, raddr, nil)
+	so, err := newSocket(fd, ls.w, ls.l.ni, ssConnected, raddr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if n := int(ls.l.rcvbuf.Load()); n > 0 {
+		so.rcv.mu.Lock()
+		so.rcv.reserve(n, so.rcv.lowat)
+		so.rcv.flags |= sbSized
+		so.rcv.mu.Unlock()
+	}
+	if n := int(ls.l.sndbuf.Load()); n > 0 {
+		so.snd.mu.Lock()
+		so.snd.reserve(n, defaultSndLow)
+		so.snd.flags |= sbSized
+		so.snd.mu.Unlock()
+	}
+	return so, nil
 }
 
 // acceptTo is accept for a Listener with OnAccept: on the listening socket's worker, it

@@ -13,12 +13,19 @@ import (
 const maxIov = 256
 
 // writable runs on the worker when the kernel socket becomes writable (EPOLLOUT), has
-// failed, or finished connecting: it completes a non-blocking connect and runs output.
-func (so *Socket) writable() {
+// failed, or finished connecting (ev is the epoll event): it completes a non-blocking
+// connect and runs output.
+func (so *Socket) writable(ev uint32) {
 	if s := so.state.Load(); s&ssConnecting != 0 {
 		// Linux reports no EPOLLOUT while a TCP socket is in SYN_SENT: the event means
-		// the connect is over, and SO_ERROR says how.
-		e := sockError(so.fd)
+		// the connect is over. Without EPOLLERR or EPOLLHUP it succeeded; otherwise
+		// SO_ERROR says how it failed.
+		var e syscall.Errno
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			if e = sockError(so.fd); e == 0 {
+				e = syscall.ECONNREFUSED // hung up with no error recorded
+			}
+		}
 		for {
 			s := so.state.Load()
 			n := s &^ ssConnecting

@@ -167,3 +167,52 @@ func TestStalledDrainIdles(t *testing.T) {
 		}
 	})
 }
+
+// TestListenBuffers: accepted sockets have the listener's buffer sizes and TCP_NODELAY
+// from the kernel, and sockbuf marks to match; SetBuffers changes them for later ones.
+func TestListenBuffers(t *testing.T) {
+	got := make(chan *Socket, 2)
+	lc := ListenConfig{ReadBuffer: 48 << 10, WriteBuffer: 40 << 10, OnAccept: func(so *Socket) { got <- so }}
+	ln, err := lc.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	check := func(rcv, snd int) {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		so := <-got
+		defer so.Close()
+		for _, o := range []struct {
+			name       string
+			level, opt int
+			want       int
+		}{
+			{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, 2 * rcv},
+			{"SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF, 2 * snd},
+			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		} {
+			if v, _ := unix.GetsockoptInt(so.fd, o.level, o.opt); v != o.want {
+				t.Errorf("accepted socket: %s = %d, want %d", o.name, v, o.want)
+			}
+		}
+		so.rcv.mu.Lock()
+		rh, rs := so.rcv.hiwat, so.rcv.flags&sbSized != 0
+		so.rcv.mu.Unlock()
+		so.snd.mu.Lock()
+		sh, ss := so.snd.hiwat, so.snd.flags&sbSized != 0
+		so.snd.mu.Unlock()
+		if rh != rcv || sh != snd || !rs || !ss {
+			t.Errorf("sockbufs: rcv %d (sized %v), snd %d (sized %v), want %d and %d, sized", rh, rs, sh, ss, rcv, snd)
+		}
+	}
+	check(48<<10, 40<<10)
+	if err := ln.SetBuffers(96<<10, 80<<10); err != nil {
+		t.Fatal(err)
+	}
+	check(96<<10, 80<<10)
+}
