@@ -89,6 +89,12 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Soc
 // socket's pending error (reported by Read, Write or WaitSplice, or ending its
 // splices).
 func (d *Dialer) Connect(network, address string) (*Socket, error) {
+	return d.connectNumeric(network, address, nil)
+}
+
+// connectNumeric is Connect and ConnectFunc: it parses a numeric address and starts the
+// connect, with onConnect (nil for Connect) as the socket's callback.
+func (d *Dialer) connectNumeric(network, address string, onConnect func(error)) (*Socket, error) {
 	ni, err := parseNetwork(network)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
@@ -100,7 +106,7 @@ func (d *Dialer) Connect(network, address string) (*Socket, error) {
 	if !familyAllows(ni.family, ap.Addr()) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: address}}
 	}
-	so, err := d.connect(ni, ap, nil)
+	so, err := d.connect(ni, ap, onConnect)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, ap), Err: err}
 	}
@@ -123,20 +129,9 @@ func (d *Dialer) ConnectFunc(network, address string, fn func(err error)) (*Sock
 	if fn == nil {
 		panic("socket: ConnectFunc with a nil callback")
 	}
-	ni, err := parseNetwork(network)
+	so, err := d.connectNumeric(network, address, fn)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
-	if !familyAllows(ni.family, ap.Addr()) {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: address}}
-	}
-	so, err := d.connect(ni, ap, fn)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, ap), Err: err}
+		return nil, err
 	}
 	if so.state.Load()&ssConnecting == 0 {
 		// Connected in connect(2) itself: no EPOLLOUT edge will say so.
