@@ -37,6 +37,10 @@ type ListenConfig struct {
 	// accepts, together with TCP_NODELAY, and set the accepted sockets' sockbuf marks to
 	// match. Listener.SetBuffers changes them later.
 	ReadBuffer, WriteBuffer int
+	// KeepAliveConfig, if Enable is set, is Socket.SetKeepAliveConfig for every accepted
+	// connection, at no cost per connection: it is set on the listening sockets, and
+	// Linux copies it to each connection they accept.
+	KeepAliveConfig net.KeepAliveConfig
 	// OnAccept, if set, takes each accepted connection on the worker that accepted it,
 	// in place of Accept (which then fails): the socket runs on that worker, and a relay
 	// connects its target there (Dialer{Worker: so.Worker()}.ConnectFunc) and splices
@@ -178,6 +182,13 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 			l.addr = netAddr(true, lsa)
 			if p, ok := addrPort(lsa); ok {
 				sa = sockaddr(family, netipPort(ap, p.Port()))
+			}
+		}
+		if lc != nil && lc.KeepAliveConfig.Enable {
+			if err := setKeepAlive(fd, lc.KeepAliveConfig); err != nil {
+				unix.Close(fd)
+				l.Close()
+				return nil, &net.OpError{Op: "listen", Net: network, Addr: l.addr, Err: err}
 			}
 		}
 		if lc != nil && (lc.ReadBuffer != 0 || lc.WriteBuffer != 0) {

@@ -216,3 +216,54 @@ func TestListenBuffers(t *testing.T) {
 	}
 	check(96<<10, 80<<10)
 }
+
+// TestKeepAlive: SetKeepAliveConfig sets SO_KEEPALIVE and its three times, and a
+// listener's KeepAliveConfig reaches the connections it accepts.
+func TestKeepAlive(t *testing.T) {
+	cfg := net.KeepAliveConfig{Enable: true, Idle: 42 * time.Second, Interval: 1500 * time.Millisecond, Count: 3}
+	got := make(chan *Socket, 1)
+	lc := ListenConfig{KeepAliveConfig: cfg, OnAccept: func(so *Socket) { got <- so }}
+	ln, err := lc.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	accepted := <-got
+	defer accepted.Close()
+	dialled, err := (&Dialer{}).DialContext(tctx(t, 5*time.Second), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialled.Close()
+	<-got // its accepted end
+	if err := dialled.SetKeepAliveConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, so := range []*Socket{accepted, dialled} {
+		for _, o := range []struct {
+			name       string
+			level, opt int
+			want       int
+		}{
+			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 42},
+			{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 2}, // rounded up
+			{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+		} {
+			if v, _ := unix.GetsockoptInt(so.fd, o.level, o.opt); v != o.want {
+				t.Errorf("%s = %d, want %d", o.name, v, o.want)
+			}
+		}
+	}
+	if err := dialled.SetKeepAliveConfig(net.KeepAliveConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := unix.GetsockoptInt(dialled.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+		t.Errorf("SO_KEEPALIVE = %d after turning it off", v)
+	}
+}
