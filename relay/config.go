@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/softnet-go/softnet/socket"
@@ -15,6 +16,21 @@ const (
 	// DefaultUDPIdle is the idle timeout of a UDP relay that sets none: UDP has no end of
 	// flow, so without one a flow per client address would live for ever.
 	DefaultUDPIdle = time.Minute
+	// DefaultTCPIdle is the idle timeout of a TCP relay that sets none: a direction that
+	// moved nothing for this long ends, so that silent clients cannot hold descriptors
+	// for ever (nginx's proxy_timeout is 10m too). Off turns it off.
+	DefaultTCPIdle = 10 * time.Minute
+	// DefaultKeepAlive is how long a TCP flow's socket may hear nothing from its peer
+	// before TCP keepalive probes it (SO_KEEPALIVE, TCP_KEEPIDLE), unless the relay sets
+	// another time or Off. With KeepAliveInterval and KeepAliveCount, a peer that vanished
+	// (a cable cut, a host gone) is found within DefaultKeepAlive + 4 × 15 s = 2 minutes.
+	DefaultKeepAlive = 60 * time.Second
+	// KeepAliveInterval and KeepAliveCount are the keepalive probes' interval
+	// (TCP_KEEPINTVL) and how many may go unanswered (TCP_KEEPCNT).
+	KeepAliveInterval = 15 * time.Second
+	KeepAliveCount    = 4
+	// Off, as a RelayConfig's Idle or KeepAlive, turns that timer off (0 is the default).
+	Off time.Duration = -1
 	// DefaultConnectTimeout bounds a connect to a TCP target that sets none.
 	DefaultConnectTimeout = 5 * time.Second
 	// MaxConnectTimeout is the longest ConnectTimeout accepted: past it Linux has given
@@ -86,11 +102,16 @@ type RelayConfig struct {
 	// 0 is unlimited. Reaching it closes the flow.
 	Max int64
 	// Idle ends one direction of a flow that moved nothing for this long (sp_idle);
-	// 0 is no timeout for TCP and DefaultUDPIdle for UDP. A flow ends when both of its
+	// 0 is DefaultTCPIdle for TCP and DefaultUDPIdle for UDP, Off is none (TCP only).
+	// A flow ends when both of its
 	// directions have ended.
 	Idle time.Duration
 	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel.
 	Mode Mode
+	// KeepAlive is the silence after which TCP keepalive probes the peer of each socket
+	// of a flow, client and target (KeepAliveInterval apart, KeepAliveCount of them);
+	// 0 is DefaultKeepAlive, Off is none. TCP only.
+	KeepAlive time.Duration
 	// ConnectTimeout bounds each connect to a TCP target; a target that does not answer
 	// within it is counted and the next one is tried. 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
@@ -171,7 +192,7 @@ func (v ProxyVersion) String() string {
 // Equal reports whether r and o describe the same relay.
 func (r *RelayConfig) Equal(o *RelayConfig) bool {
 	if r.Name != o.Name || r.Protocol != o.Protocol || r.Listen != o.Listen ||
-		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode || r.ConnectTimeout != o.ConnectTimeout ||
+		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode || r.ConnectTimeout != o.ConnectTimeout || r.KeepAlive != o.KeepAlive ||
 		r.ProxyProtocol != o.ProxyProtocol || len(r.Targets) != len(o.Targets) {
 		return false
 	}
@@ -181,4 +202,13 @@ func (r *RelayConfig) Equal(o *RelayConfig) bool {
 		}
 	}
 	return true
+}
+
+// keepAliveConfig returns the keepalive settings of a TCP relay's sockets for k, a
+// RelayConfig's KeepAlive after Apply's defaults (Off: none).
+func keepAliveConfig(k time.Duration) net.KeepAliveConfig {
+	if k <= 0 {
+		return net.KeepAliveConfig{Enable: false}
+	}
+	return net.KeepAliveConfig{Enable: true, Idle: k, Interval: KeepAliveInterval, Count: KeepAliveCount}
 }

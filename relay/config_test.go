@@ -89,6 +89,10 @@ func TestParseConfigBad(t *testing.T) {
 		{"sockbuf large", "sockbuf = \"2GiB\"\n" + head, []string{"t.toml:1:", `sockbuf = "2GiB"`, "1GiB"}},
 		{"sockbuf negative", "sockbuf = -1\n" + head, []string{"t.toml:1:", "sockbuf = -1", "negative"}},
 		{"sockbuf unit", "sockbuf = \"64XB\"\n" + head, []string{"t.toml:1:", `sockbuf = "64XB"`, "bad size"}},
+		{"udp idle off", "[[relay]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\ntargets = [\"127.0.0.1:2\"]\nidle = \"0\"\n", []string{"t.toml:5:", "idle", "UDP flow"}},
+		{"keepalive short", head + "keepalive = \"500ms\"\n", []string{"t.toml:5:", `keepalive = "500ms"`, "1s or more"}},
+		{"keepalive udp", "[[relay]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\ntargets = [\"127.0.0.1:2\"]\nkeepalive = \"30s\"\n", []string{"t.toml:5:", "keepalive", "TCP relays only"}},
+		{"connect timeout long", head + "connect_timeout = \"1h\"\n", []string{"t.toml:5:", `connect_timeout = "1h"`, "10m"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.text), "t.toml")
@@ -175,5 +179,31 @@ func TestContribConfig(t *testing.T) {
 	}
 	if len(c.Relays) == 0 {
 		t.Fatal("no relays in the example")
+	}
+}
+
+// TestParseConfigTimers: idle and keepalive absent are the defaults (0, filled in by
+// Apply), written as 0 they are Off; Apply gives TCP relays 10m idle and 60s keepalive.
+func TestParseConfigTimers(t *testing.T) {
+	const head = "[[relay]]\nname = \"a\"\nlisten = \"127.0.0.1:9000\"\ntargets = [\"127.0.0.1:80\"]\n"
+	for _, tc := range []struct {
+		text            string
+		idle, keepalive time.Duration
+	}{
+		{head, 0, 0},
+		{head + "idle = \"0\"\nkeepalive = \"0\"\n", Off, Off},
+		{head + "idle = \"90s\"\nkeepalive = \"2m\"\n", 90 * time.Second, 2 * time.Minute},
+	} {
+		c, err := ParseConfig([]byte(tc.text), "t.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := c.Relays[0]; r.Idle != tc.idle || r.KeepAlive != tc.keepalive {
+			t.Errorf("%q: idle %v keepalive %v, want %v and %v", tc.text, r.Idle, r.KeepAlive, tc.idle, tc.keepalive)
+		}
+	}
+	srv, _ := startServer(t, RelayConfig{Targets: []string{"127.0.0.1:1"}})
+	if cfg := srv.running["test"].settings().cfg; cfg.Idle != DefaultTCPIdle || cfg.KeepAlive != DefaultKeepAlive {
+		t.Errorf("a TCP relay with no timers runs with idle %v and keepalive %v, want %v and %v", cfg.Idle, cfg.KeepAlive, DefaultTCPIdle, DefaultKeepAlive)
 	}
 }

@@ -23,7 +23,8 @@
 //	listen = "0.0.0.0:8080"
 //	targets = ["10.0.0.1:80", "10.0.0.2:80"]  # round-robin; a refusing target is skipped
 //	max = "1GiB"                           # per direction; 0 is unlimited
-//	idle = "5m"                            # per direction; 0 is none
+//	idle = "5m"                            # per direction; 10m if not given, "0" is none
+//	keepalive = "60s"                      # TCP keepalive on both sockets; "0" is none
 //	mode = "auto"                          # auto, user or kernel
 //	connect_timeout = "5s"                 # per target connect; the next target is tried
 //	proxy_protocol = "v2"                  # "", "v1" or "v2" (TCP only)

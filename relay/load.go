@@ -111,6 +111,7 @@ type rawRelay struct {
 	Mode           rawValue `toml:"mode"`
 	ProxyProtocol  rawValue `toml:"proxy_protocol"`
 	ConnectTimeout rawValue `toml:"connect_timeout"`
+	KeepAlive      rawValue `toml:"keepalive"`
 }
 
 // rawValue holds one TOML value undecoded.
@@ -282,6 +283,13 @@ func (c *config) convert(raw *rawConfig) {
 		}
 		c.size("max", rr.Max, &r.Max)
 		c.duration("idle", rr.Idle, &r.Idle)
+		if rr.Idle.set && r.Idle == 0 {
+			r.Idle = Off // written 0: none, where unset is the default
+		}
+		c.duration("keepalive", rr.KeepAlive, &r.KeepAlive)
+		if rr.KeepAlive.set && r.KeepAlive == 0 {
+			r.KeepAlive = Off
+		}
 		c.duration("connect_timeout", rr.ConnectTimeout, &r.ConnectTimeout)
 		var s string
 		if c.str("mode", rr.Mode, &s); rr.Mode.set {
@@ -347,7 +355,7 @@ func (c *config) unknownKeys(md toml.MetaData) {
 
 func knownKeys(relay bool) string {
 	if relay {
-		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout"
+		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout, keepalive"
 	}
 	return "admin, admin_public, workers, mem_limit, sockbuf, grace, log_format, [[relay]]"
 }

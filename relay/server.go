@@ -109,8 +109,16 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		if r.Mode == "" {
 			r.Mode = ModeAuto
 		}
-		if r.Protocol == "udp" && r.Idle == 0 {
+		switch {
+		case r.Idle == Off:
+			r.Idle = 0 // none
+		case r.Idle == 0 && r.Protocol == "udp":
 			r.Idle = DefaultUDPIdle
+		case r.Idle == 0:
+			r.Idle = DefaultTCPIdle
+		}
+		if r.KeepAlive == 0 && r.Protocol != "udp" {
+			r.KeepAlive = DefaultKeepAlive
 		}
 		if r.ConnectTimeout == 0 {
 			r.ConnectTimeout = DefaultConnectTimeout
@@ -160,13 +168,17 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			continue
 		}
 		s.running[cfg.Name] = r
+		if cfg.Protocol != "udp" && cfg.Idle == 0 && cfg.KeepAlive == Off {
+			s.log.Warn("relay has neither an idle timeout nor keepalive: a flow whose peer vanished or went silent stays open for ever",
+				"relay", cfg.Name)
+		}
 		if hasNames(targets) && !s.resolving {
 			s.resolving = true
 			s.resolver.Add(1)
 			go s.resolve()
 		}
 		s.log.Info("relay started", "relay", cfg.Name, "protocol", cfg.Protocol, "listen", r.addr().String(),
-			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String())
+			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String(), "keepalive", cfg.KeepAlive.String())
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,4 +119,44 @@ func TestSockBuf(t *testing.T) {
 	waitFor(t, func() bool { return srv.ActiveFlows() == 1 })
 	check("UDP flow socket", "udp", uc.RemoteAddr(), uc.LocalAddr(), n, minUDPSndBuf, true)
 	check("dialled UDP", "udp", from, peer.LocalAddr(), n, minUDPSndBuf, true)
+}
+
+// TestKeepAliveBothSockets: by default both sockets of a TCP flow, the client's and the
+// target's, have keepalive armed with DefaultKeepAlive (ss shows the timer); with Off,
+// neither has.
+func TestKeepAliveBothSockets(t *testing.T) {
+	if _, err := exec.LookPath("ss"); err != nil {
+		t.Skip("no ss(8)")
+	}
+	timer := func(local, remote net.Addr) string {
+		out, err := exec.Command("ss", "-tonH", "state", "established", "src", local.String(), "dst", remote.String()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	for _, ka := range []time.Duration{0, Off} {
+		conns := make(chan *net.TCPConn, 1)
+		target := tcpServer(t, func(c *net.TCPConn) {
+			conns <- c
+			io.Copy(c, c)
+		})
+		_, addr := startServer(t, RelayConfig{Name: "ka" + ka.String(), Targets: []string{target}, KeepAlive: ka})
+		c := dial(t, addr)
+		c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		tc := <-conns
+		for _, s := range []struct{ what, out string }{
+			{"client", timer(c.RemoteAddr(), c.LocalAddr())},
+			{"target", timer(tc.RemoteAddr(), tc.LocalAddr())},
+		} {
+			armed := strings.Contains(s.out, "timer:(keepalive")
+			if armed != (ka == 0) {
+				t.Errorf("keepalive %v: the relay's %s socket: %q", ka, s.what, s.out)
+			}
+		}
+		c.Close()
+	}
 }

@@ -109,9 +109,15 @@ func isShortage(err error) bool {
 }
 
 func (r *tcpRelay) settings() *settings { return r.cur.Load() }
-func (r *tcpRelay) update(s *settings)  { r.cur.Store(s) }
-func (r *tcpRelay) addr() net.Addr      { return r.ln.Addr() }
-func (r *tcpRelay) stop()               { r.ln.Close() }
+func (r *tcpRelay) update(s *settings) {
+	if old := r.cur.Swap(s); old.cfg.KeepAlive != s.cfg.KeepAlive {
+		if err := r.ln.SetKeepAliveConfig(keepAliveConfig(s.cfg.KeepAlive)); err != nil {
+			r.log.Warn("cannot set keepalive on the relay's listener", "err", err)
+		}
+	}
+}
+func (r *tcpRelay) addr() net.Addr { return r.ln.Addr() }
+func (r *tcpRelay) stop()          { r.ln.Close() }
 
 // setSockBuf sizes the kernel buffers of the clients accepted from now on.
 func (r *tcpRelay) setSockBuf(n int64) error { return r.ln.SetBuffers(int(n), int(n)) }
@@ -120,7 +126,8 @@ func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
 	r := &tcpRelay{srv: srv, stats: st, log: srv.log.With("relay", s.cfg.Name)}
 	r.cur.Store(s)
 	n := int(srv.sockbuf.Load()) // accepted sockets inherit the listener's buffer sizes
-	lc := socket.ListenConfig{Group: srv.workers, ReadBuffer: n, WriteBuffer: n, OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
+	lc := socket.ListenConfig{Group: srv.workers, ReadBuffer: n, WriteBuffer: n, KeepAliveConfig: keepAliveConfig(s.cfg.KeepAlive),
+		OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
 	ln, err := lc.Listen(s.cfg.Protocol, s.cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -279,6 +286,12 @@ func (su *setup) established() {
 		f.close()
 		f.release()
 		return
+	}
+	if s.cfg.KeepAlive > 0 {
+		// The client has it from the listener; the target socket is set here.
+		if err := t.SetKeepAliveConfig(keepAliveConfig(s.cfg.KeepAlive)); err != nil {
+			r.log.Debug("cannot set keepalive on the target socket", "target", su.ap.String(), "err", err)
+		}
 	}
 	if v := s.cfg.ProxyProtocol; v != ProxyNone {
 		// The header goes into the target's send sockbuf before the client's bytes are

@@ -86,8 +86,19 @@ func (c *Config) Validate() error {
 		if r.Max < 0 {
 			bad("max", strconv.FormatInt(r.Max, 10), errors.New("must not be negative"))
 		}
-		if r.Idle < 0 {
+		switch {
+		case r.Idle < 0 && r.Idle != Off:
 			bad("idle", strconv.Quote(r.Idle.String()), errors.New("must not be negative"))
+		case r.Idle == Off && r.Protocol == "udp":
+			bad("idle", `"0"`, errors.New("a UDP flow ends only by its idle timeout: give one, or leave the default (1m)"))
+		}
+		switch {
+		case r.KeepAlive < 0 && r.KeepAlive != Off:
+			bad("keepalive", strconv.Quote(r.KeepAlive.String()), errors.New("must not be negative"))
+		case r.KeepAlive > 0 && r.KeepAlive < time.Second:
+			bad("keepalive", strconv.Quote(r.KeepAlive.String()), errors.New("want 1s or more (TCP_KEEPIDLE counts seconds), or 0 for none"))
+		case r.KeepAlive != 0 && r.Protocol == "udp":
+			bad("keepalive", strconv.Quote(r.KeepAlive.String()), errors.New("TCP keepalive is for TCP relays only"))
 		}
 		switch r.Mode {
 		case ModeAuto, ModeUser, "":

@@ -23,6 +23,12 @@ func TestHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "--listen ADDR") || !strings.Contains(out, "--mem-limit SIZE") || !strings.Contains(out, "--connect-timeout DURATION") {
 		t.Errorf("run --help lists no long flags: %d\n%s", code, out)
 	}
+	// The safe defaults show.
+	for _, w := range []string{"--idle DURATION", "default 10m (TCP)", "--keepalive DURATION", "default 60s"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("run --help does not say %q:\n%s", w, out)
+		}
+	}
 	// The package-net baselines are for spliced bench, not for running.
 	if strings.Contains(out, "iocopy") || strings.Contains(out, "baseline") {
 		t.Errorf("run --help offers the benchmark baselines:\n%s", out)
@@ -64,6 +70,8 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--mode", "iocopy"}, []string{"--mode", `"iocopy"`, "auto, user, kernel"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--connect-timeout", "1us"}, []string{"--connect-timeout", "1ms"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--connect-timeout", "1h"}, []string{"--connect-timeout", "1h", "10m"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--keepalive", "100ms"}, []string{"--keepalive", "1s or more"}},
+		{[]string{"run", "--listen", "127.0.0.1:0", to, "--udp", "--idle", "0"}, []string{"--idle", "UDP flow"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--udp", "--mode", "kernel"}, []string{"--mode", "TCP"}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--workers", "many"}, []string{"--workers", `"many"`}},
 		{[]string{"run", "--listen", "127.0.0.1:0", to, "--admin", "0.0.0.0:6060"}, []string{"--admin", "0.0.0.0:6060", "--admin-public"}},
@@ -144,4 +152,11 @@ func TestRunStartFailureLeavesNothing(t *testing.T) {
 		}
 		ln.Close()
 	}
+}
+
+// TestNoTimersWarns: a relay with neither an idle timeout nor keepalive starts, and says
+// at start that its flows may stay open for ever.
+func TestNoTimersWarns(t *testing.T) {
+	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--idle", "0", "--keepalive", "0")
+	d.waitLog("relay has neither an idle timeout nor keepalive: a flow whose peer vanished or went silent stays open for ever")
 }

@@ -38,6 +38,7 @@ type runFlags struct {
 	sockbuf               int64
 	idle, grace           time.Duration
 	connectTimeout        time.Duration
+	keepalive             time.Duration
 	mode, proxy           string
 	workers               int
 	logFormat, logLevel   string
@@ -45,12 +46,12 @@ type runFlags struct {
 
 // relayFlags are the flags that describe the one relay of a command line; they cannot
 // be mixed with --config.
-var relayFlags = []string{"listen", "to", "udp", "max", "idle", "mode", "proxy-protocol", "connect-timeout"}
+var relayFlags = []string{"listen", "to", "udp", "max", "idle", "keepalive", "mode", "proxy-protocol", "connect-timeout"}
 
 // flagOf maps a configuration key to the flag that sets it, for error messages.
 var flagOf = map[string]string{
 	"listen": "--listen", "targets": "--to", "max": "--max", "idle": "--idle", "mode": "--mode",
-	"proxy_protocol": "--proxy-protocol", "connect_timeout": "--connect-timeout", "admin": "--admin", "workers": "--workers",
+	"proxy_protocol": "--proxy-protocol", "connect_timeout": "--connect-timeout", "keepalive": "--keepalive", "admin": "--admin", "workers": "--workers",
 	"mem_limit": "--mem-limit", "sockbuf": "--sockbuf", "grace": "--grace", "log_format": "--log-format", "protocol": "--udp",
 }
 
@@ -64,7 +65,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(listFlag{&f.to}, "to", "relay to the target `ADDR` (host:port); repeat, or separate with commas, for round-robin")
 	fs.BoolVar(&f.udp, "udp", false, "relay UDP datagrams (a flow per client address) instead of TCP")
 	fs.Var(sizeFlag{&f.max}, "max", "end a flow once one direction has moved `BYTES` (64MiB-style suffixes); 0 is unlimited")
-	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); 0 is never (TCP) or 1m (UDP)")
+	fs.Var(durationFlag{&f.idle}, "idle", "end a direction of a flow after `DURATION` without data (Go syntax: 30s, 5m); default 10m (TCP) or 1m (UDP); 0 turns it off (TCP only)")
+	fs.Var(durationFlag{&f.keepalive}, "keepalive", "probe a TCP peer, client or target, after `DURATION` of silence (then every 15s, 4 times), so that a peer that vanished is found; default 60s; 0 turns it off")
 	fs.Var(choiceFlag{&f.mode, []string{"auto", "user", "kernel"}}, "mode",
 		"how bytes move, `MODE`: auto (user, then kernel once a flow proves to be bulk), user (through mbufs) or kernel (splice(2))")
 	fs.Var(durationFlag{&f.connectTimeout}, "connect-timeout", "give up on a target that does not answer a connect within `DURATION`, and try the next")
@@ -118,6 +120,14 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 			r.Protocol = "udp"
 		}
 		r.Name = r.Protocol + "-" + r.Listen
+		// Given as 0, a timer is off; not given, it has its default.
+		if c.set("idle") && f.idle == 0 {
+			r.Idle = relay.Off
+		}
+		r.KeepAlive = f.keepalive
+		if c.set("keepalive") && f.keepalive == 0 {
+			r.KeepAlive = relay.Off
+		}
 		r.ProxyProtocol, _ = relay.ParseProxyVersion(f.proxy)
 		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text",
 			SockBuf: relay.DefaultSockBuf}
