@@ -50,12 +50,15 @@ func proxyHeader(v ProxyVersion, src, dst net.Addr) []byte {
 	return binary.BigEndian.AppendUint16(b, d.Port())
 }
 
-// addrPort returns a TCP address as a netip.AddrPort, IPv4-mapped addresses unmapped.
+// addrPort returns a TCP address as a netip.AddrPort, IPv4-mapped addresses unmapped
+// and without an IPv6 zone: a zone (fe80::1%eth0) names an interface of this host, means
+// nothing to the target, and is no part of the PROXY protocol's address syntax (HAProxy
+// refuses a v1 header that carries one).
 func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok || ta == nil {
 		return netip.AddrPort{}, false
 	}
 	ap := ta.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), ap.IsValid()
 }

@@ -16,6 +16,17 @@ func TestProxyHeader(t *testing.T) {
 	if got, want := string(proxyHeader(ProxyV1, c6, s4)), "PROXY TCP6 2001:db8::1 ::ffff:198.51.100.7 1000 443\r\n"; got != want {
 		t.Errorf("v1 mixed: %q, want %q", got, want)
 	}
+	// A link-local client's zone stays out of the header; the longest header fits the
+	// 107 bytes the protocol allows.
+	ll := &net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "6", Port: 1000}
+	lls := &net.TCPAddr{IP: net.ParseIP("fe80::2"), Zone: "6", Port: 443}
+	if got, want := string(proxyHeader(ProxyV1, ll, lls)), "PROXY TCP6 fe80::1 fe80::2 1000 443\r\n"; got != want {
+		t.Errorf("v1 link-local: %q, want %q", got, want)
+	}
+	long := &net.TCPAddr{IP: net.ParseIP("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), Zone: "eth0", Port: 65535}
+	if h := proxyHeader(ProxyV1, long, long); len(h) > 107 {
+		t.Errorf("v1 header of %d bytes, over 107: %q", len(h), h)
+	}
 	if got, want := string(proxyHeader(ProxyV1, &net.UDPAddr{}, s4)), "PROXY UNKNOWN\r\n"; got != want {
 		t.Errorf("v1 unknown: %q", got)
 	}

@@ -225,7 +225,9 @@ func serve(cfg *relay.Config, configFile string, pinned map[string]bool, log *sl
 			srv.Shutdown(context.Background())
 			return fmt.Errorf("admin endpoint: %w", err)
 		}
-		admin = &http.Server{Handler: relay.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		// A client that sends no request, or keeps an idle keep-alive connection, is
+		// dropped: the admin endpoint's descriptors are not the attacker's to hold.
+		admin = &http.Server{Handler: relay.Handler(srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		go admin.Serve(ln)
 		log.Info("admin endpoint", "addr", ln.Addr().String())
 	}
