@@ -78,45 +78,44 @@ func (b *BufferBudget) give(n int64) {
 }
 
 // bufGrowth is what a splice borrowed from its BufferBudget: the configured sizes to set
-// again and the bytes to give back. It lives in the source's splice record, guarded by
-// the source's rcv.mu.
+// again, from which the bytes to give back follow (the budget's bulk size less each). It
+// lives in the source's splice record, guarded by the source's rcv.mu.
 type bufGrowth struct {
 	budget         *BufferBudget
-	rcvSized       bool  // the source's SO_RCVBUF was sized when the splice began
-	tried          bool  // grow ran on this stay on the kernel path
-	rcvWas, sndWas int   // the configured SO_RCVBUF of the source, SO_SNDBUF of the drain; 0: not raised
-	rcvOwed        int64 // bytes taken from the budget for each
-	sndOwed        int64
+	tried          bool // grow ran on this stay on the kernel path
+	rcvWas, sndWas int  // the configured SO_RCVBUF of the source, SO_SNDBUF of the drain; 0: not raised
 }
 
 // grow asks the budget for bulk buffers for a splice that has just been promoted: the
-// source's SO_RCVBUF and the drain's SO_SNDBUF, each if it was sized and is smaller
-// than the bulk size. It runs once per stay on the kernel path. so.rcv.mu and
-// dst.snd.mu are held, so neither fd can be closed meanwhile.
+// source's SO_RCVBUF and the drain's SO_SNDBUF, each if it was sized (SetReadBuffer,
+// SetWriteBuffer: the sockbuf's high-water mark is the size given) and is smaller than
+// the bulk size. It runs once per stay on the kernel path. so.rcv.mu and dst.snd.mu are
+// held, so neither fd can be closed meanwhile.
 func (g *bufGrowth) grow(so, dst *Socket) {
 	if g.budget == nil || g.tried {
 		return
 	}
 	g.tried = true
-	bulk := g.budget.bulk
-	if g.rcvSized {
-		if cur := sockBuf(so.fd, unix.SO_RCVBUF); cur > 0 && cur < bulk && g.budget.take(int64(bulk-cur)) {
-			if unix.SetsockoptInt(so.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bulk) == nil {
-				g.rcvWas, g.rcvOwed = cur, int64(bulk-cur)
-			} else {
-				g.budget.give(int64(bulk - cur))
-			}
-		}
+	if so.rcv.flags&sbSized != 0 {
+		g.rcvWas = g.raise(so.fd, unix.SO_RCVBUF, so.rcv.hiwat)
 	}
 	if dst.snd.flags&sbSized != 0 {
-		if cur := sockBuf(dst.fd, unix.SO_SNDBUF); cur > 0 && cur < bulk && g.budget.take(int64(bulk-cur)) {
-			if unix.SetsockoptInt(dst.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, bulk) == nil {
-				g.sndWas, g.sndOwed = cur, int64(bulk-cur)
-			} else {
-				g.budget.give(int64(bulk - cur))
-			}
-		}
+		g.sndWas = g.raise(dst.fd, unix.SO_SNDBUF, dst.snd.hiwat)
 	}
+}
+
+// raise sets buffer opt of fd, configured to cur bytes, to the bulk size if the budget
+// lends the difference. It returns cur if it did, else 0.
+func (g *bufGrowth) raise(fd, opt, cur int) int {
+	bulk := g.budget.bulk
+	if cur <= 0 || cur >= bulk || !g.budget.take(int64(bulk-cur)) {
+		return 0
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, bulk) != nil {
+		g.budget.give(int64(bulk - cur))
+		return 0
+	}
+	return cur
 }
 
 // giveBack sets the configured sizes again and returns the bytes to the budget, when
@@ -135,30 +134,11 @@ func (g *bufGrowth) giveBack(so, dst *Socket) {
 // forget returns the bytes to the budget without touching the sockets (their fds may be
 // closed: the socket is being destroyed).
 func (g *bufGrowth) forget() {
-	if g.rcvOwed > 0 {
-		g.budget.give(g.rcvOwed)
+	for _, was := range [2]int{g.rcvWas, g.sndWas} {
+		if was > 0 {
+			g.budget.give(int64(g.budget.bulk - was))
+		}
 	}
-	if g.sndOwed > 0 {
-		g.budget.give(g.sndOwed)
-	}
-	g.rcvWas, g.sndWas, g.rcvOwed, g.sndOwed = 0, 0, 0, 0
+	g.rcvWas, g.sndWas = 0, 0
 	g.tried = false
-}
-
-// sockBuf returns the size that setsockopt was given for SO_RCVBUF or SO_SNDBUF of fd:
-// what getsockopt reports, halved (Linux doubles the value set), or 0 on error.
-func sockBuf(fd, opt int) int {
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt)
-	if err != nil {
-		return 0
-	}
-	return v / 2
-}
-
-// rcvSized reports whether the kernel receive buffer of so was sized (SetReadBuffer)
-// rather than left to autotuning. Splice calls it before it takes the sockbufs' locks.
-func (so *Socket) rcvSized() bool {
-	so.rcv.mu.Lock()
-	defer so.rcv.mu.Unlock()
-	return so.rcv.flags&sbSized != 0
 }

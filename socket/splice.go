@@ -184,7 +184,6 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 		return syscall.ENOTCONN
 	}
 	sp, dsp := src.spliceRecord(), dst.spliceRecord()
-	rcvSized := opt.Budget != nil && src.rcvSized()
 
 	src.rcv.mu.Lock()
 	dst.snd.mu.Lock()
@@ -207,7 +206,7 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 	sp.auto = opt.Mode == SpliceAuto && src.ni.tcp()
 	sp.large, sp.small = 0, 0
 	sp.lastTurn.Store(0)
-	sp.grown = bufGrowth{budget: opt.Budget, rcvSized: rcvSized}
+	sp.grown = bufGrowth{budget: opt.Budget}
 	sp.onEnd = opt.OnEnd
 	src.rcv.flags |= sbSplice
 	src.rcv.flags &^= sbWantIO

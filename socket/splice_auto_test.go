@@ -519,3 +519,13 @@ func TestBufferBudgetExhausted(t *testing.T) {
 		t.Fatalf("an exhausted budget lent %d bytes", budget.Used())
 	}
 }
+
+// sockBuf returns the size that setsockopt was given for SO_RCVBUF or SO_SNDBUF of fd:
+// what getsockopt reports, halved (Linux doubles the value set), or 0 on error.
+func sockBuf(fd, opt int) int {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt)
+	if err != nil {
+		return 0
+	}
+	return v / 2
+}
