@@ -16,6 +16,7 @@ import (
 
 func TestMain(m *testing.M) {
 	netq.Default() // its epoll and eventfd descriptors live for the process
+	countSplices = true
 	goleak.VerifyTestMain(m, leakOpts...)
 }
 
