@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -29,24 +28,7 @@ const autoPeerEnv = "SOFTNET_AUTO_PEER"
 // startAutoPeer starts this test binary as TestAutoPeer with args.
 func startAutoPeer(tb testing.TB, args ...string) *peer {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAutoPeer$", "-test.count=1")
-	cmd.Env = append(os.Environ(), autoPeerEnv+"="+strings.Join(args, ","))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &peer{cmd: cmd, out: bufio.NewScanner(out), in: in}
-	watchdog := time.AfterFunc(5*time.Minute, func() { cmd.Process.Kill() })
-	tb.Cleanup(func() { watchdog.Stop(); in.Close(); cmd.Wait() })
-	return p
+	return startChild(tb, "TestAutoPeer", autoPeerEnv, args)
 }
 
 // TestAutoPeer is the child side of the auto-splice benchmarks; it does nothing in a

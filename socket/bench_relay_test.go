@@ -43,8 +43,15 @@ type peer struct {
 
 func startPeer(tb testing.TB, args ...string) *peer {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayPeer$", "-test.count=1")
-	cmd.Env = append(os.Environ(), peerEnv+"="+strings.Join(args, ","))
+	return startChild(tb, "TestRelayPeer", peerEnv, args)
+}
+
+// startChild starts this test binary running only test, with env set to args joined by
+// commas, as the peer of a benchmark.
+func startChild(tb testing.TB, test, env string, args []string) *peer {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+strings.Join(args, ","))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
