@@ -106,6 +106,10 @@ type sosplice struct {
 	grown    bufGrowth  // the buffers a BufferBudget lent this splice (budget.go)
 	task     netq.Task  // ssp_task: sotask, on the source's worker
 	timer    netq.Timer // ssp_idleto: soidle
+	// active is when the latest pass ran (since clockBase), guarded by so.rcv.mu. A pass
+	// stamps it instead of re-arming the idle timer, which takes the worker's lock;
+	// the timer, when it fires, arms itself again for what is left of the idle time.
+	active time.Duration
 	memw     atomic.Bool
 	pipe     *pipe // the kernel path's pipe, held only while bytes are in it
 }
@@ -212,6 +216,7 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 	src.rcv.flags &^= sbWantIO
 	dst.snd.flags |= sbSplice
 	if sp.idle > 0 {
+		sp.active = time.Since(clockBase)
 		sp.timer.Reset(sp.idle)
 	}
 	dst.snd.mu.Unlock()
@@ -376,12 +381,22 @@ func (sp *sosplice) release(so *Socket) {
 	so.rcv.mu.Unlock()
 }
 
+// clockBase anchors sosplice.active: a time with a monotonic reading.
+var clockBase = time.Now()
+
 // idleFired is soidle(): the idle time passed without a pass of the splice: ETIMEDOUT.
+// If a pass ran since the timer was armed, the idle time counts from that pass: the
+// timer is armed again for the rest.
 func (sp *sosplice) idleFired() {
 	so := sp.so
 	so.rcv.mu.Lock()
 	dst := sp.drain
 	if dst == nil {
+		so.rcv.mu.Unlock()
+		return
+	}
+	if quiet := so.w.Now().Sub(clockBase) - sp.active; quiet < sp.idle {
+		sp.timer.Reset(sp.idle - quiet)
 		so.rcv.mu.Unlock()
 		return
 	}
@@ -415,7 +430,7 @@ func (sp *sosplice) run() {
 	if r.end {
 		fn = so.sounsplice(sp, dst)
 	} else if sp.idle > 0 {
-		sp.timer.Reset(sp.idle)
+		sp.active = so.w.Now().Sub(clockBase)
 	}
 	so.resumeInputLocked()
 	dst.snd.mu.Unlock()
