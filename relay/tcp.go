@@ -202,7 +202,7 @@ func (su *setup) connect() {
 		su.ap = addrs[su.next]
 		su.next++
 		d := socket.Dialer{Worker: su.f.client.Worker()}
-		so, err := d.ConnectFunc(su.s.cfg.Protocol, su.ap.String(), su.connected)
+		so, err := d.ConnectFunc(su.s.cfg.Protocol, su.ap, su.connected)
 		if err != nil {
 			su.failed(err)
 			continue

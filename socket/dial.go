@@ -89,22 +89,22 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Soc
 // socket's pending error (reported by Read, Write or WaitSplice, or ending its
 // splices).
 func (d *Dialer) Connect(network, address string) (*Socket, error) {
-	return d.connectNumeric(network, address, nil)
-}
-
-// connectNumeric is Connect and ConnectFunc: it parses a numeric address and starts the
-// connect, with onConnect (nil for Connect) as the socket's callback.
-func (d *Dialer) connectNumeric(network, address string, onConnect func(error)) (*Socket, error) {
-	ni, err := parseNetwork(network)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
+	return d.connectAddrPort(network, ap, nil)
+}
+
+// connectAddrPort is Connect and ConnectFunc: it starts the connect to ap, with
+// onConnect (nil for Connect) as the socket's callback.
+func (d *Dialer) connectAddrPort(network string, ap netip.AddrPort, onConnect func(error)) (*Socket, error) {
+	ni, err := parseNetwork(network)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
 	if !familyAllows(ni.family, ap.Addr()) {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: address}}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "address family mismatch", Addr: ap.String()}}
 	}
 	so, err := d.connect(ni, ap, onConnect)
 	if err != nil {
@@ -113,7 +113,9 @@ func (d *Dialer) connectNumeric(network, address string, onConnect func(error)) 
 	return so, nil
 }
 
-// ConnectFunc is Connect that says when the connection is up: fn runs once, on the
+// ConnectFunc is Connect to an address already parsed (a relay's resolved target: no
+// string to format and parse per connection) that says when the connection is up: fn
+// runs once, on the
 // socket's worker, with nil when the connect completes or with its error when it fails
 // (a *os.SyscallError: errors.Is(err, syscall.ECONNREFUSED) works), unless the socket
 // was closed first — closing it is how a caller gives up on a connect, after a
@@ -125,11 +127,11 @@ func (d *Dialer) connectNumeric(network, address string, onConnect func(error)) 
 // connect(2)) is returned as the error, and fn is not called. A connect that completes
 // at once (a UDP socket) runs fn in a later turn of the worker, never inside
 // ConnectFunc.
-func (d *Dialer) ConnectFunc(network, address string, fn func(err error)) (*Socket, error) {
+func (d *Dialer) ConnectFunc(network string, addr netip.AddrPort, fn func(err error)) (*Socket, error) {
 	if fn == nil {
 		panic("socket: ConnectFunc with a nil callback")
 	}
-	so, err := d.connectNumeric(network, address, fn)
+	so, err := d.connectAddrPort(network, addr, fn)
 	if err != nil {
 		return nil, err
 	}

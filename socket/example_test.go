@@ -93,7 +93,7 @@ func ExampleListenConfig_onAccept() {
 		d := socket.Dialer{Worker: client.Worker()}
 		var server *socket.Socket
 		var err error
-		server, err = d.ConnectFunc("tcp", srv.Addr().String(), func(err error) {
+		server, err = d.ConnectFunc("tcp", srv.Addr().(*net.TCPAddr).AddrPort(), func(err error) {
 			// On the same worker, once the connect is over.
 			if err != nil {
 				client.Close()

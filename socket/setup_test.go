@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"syscall"
 	"testing"
@@ -59,7 +60,7 @@ func TestConnectFunc(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	w := netq.Default().Worker(0)
-	so, err := (&Dialer{Worker: w}).ConnectFunc("tcp", ln.Addr().String(), func(err error) {
+	so, err := (&Dialer{Worker: w}).ConnectFunc("tcp", netip.MustParseAddrPort(ln.Addr().String()), func(err error) {
 		res <- result{err, w.OnWorker()}
 	})
 	if err != nil {
@@ -73,7 +74,7 @@ func TestConnectFunc(t *testing.T) {
 
 	addr := ln.Addr().String()
 	ln.Close()
-	so, err = (&Dialer{}).ConnectFunc("tcp", addr, func(err error) { res <- result{err, true} })
+	so, err = (&Dialer{}).ConnectFunc("tcp", netip.MustParseAddrPort(addr), func(err error) { res <- result{err, true} })
 	if err == nil {
 		select {
 		case r := <-res: // refused by the SYN's answer, after connect(2) returned
@@ -91,7 +92,7 @@ func TestConnectFunc(t *testing.T) {
 	// full drops the SYN, so the connect stays in SYN_SENT; no callback may follow.
 	hole := fullListener(t)
 	called := make(chan struct{}, 1)
-	so, err = (&Dialer{}).ConnectFunc("tcp", hole, func(error) { called <- struct{}{} })
+	so, err = (&Dialer{}).ConnectFunc("tcp", netip.MustParseAddrPort(hole), func(error) { called <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
