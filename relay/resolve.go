@@ -3,9 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -34,15 +32,11 @@ type lookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, e
 func newTargets(names []string, lookup lookupFunc) ([]*target, error) {
 	ts := make([]*target, 0, len(names))
 	for _, name := range names {
-		host, port, err := net.SplitHostPort(name)
+		host, port, err := splitHostPort(name, 1)
 		if err != nil {
 			return nil, fmt.Errorf("target %q: %w", name, err)
 		}
-		p, err := strconv.ParseUint(port, 10, 16)
-		if err != nil || p == 0 {
-			return nil, fmt.Errorf("target %q: bad port", name)
-		}
-		t := &target{name: name, port: uint16(p)}
+		t := &target{name: name, port: port}
 		if ip, err := netip.ParseAddr(host); err == nil {
 			addrs := []netip.AddrPort{netip.AddrPortFrom(ip.Unmap(), t.port)}
 			t.addrs.Store(&addrs)
