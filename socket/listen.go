@@ -82,6 +82,7 @@ type Listener struct {
 	// The sizes SetBuffers gave the listening sockets, for the sockbufs of accepted
 	// sockets (0: the defaults, and the kernel's autotuning).
 	rcvbuf, sndbuf atomic.Int64
+	closing        atomic.Bool // closed, for the workers' OnAccept path, which takes no lock
 
 	mu     sync.Mutex
 	q      []*Socket // accepted, waiting for Accept
@@ -367,11 +368,9 @@ func (ls *lsock) acceptTo() {
 	ls.w.Add(&ls.task) // more may be waiting: yield to other flows, then go on
 }
 
-func (l *Listener) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
+// isClosed reports whether Close has begun, without l.mu: every worker's acceptTo asks
+// it for every connection, and l.mu is shared by all of them.
+func (l *Listener) isClosed() bool { return l.closing.Load() }
 
 func (l *Listener) wakeup() {
 	if l.waitc != nil {
@@ -441,6 +440,7 @@ func (l *Listener) Close() error {
 		return &net.OpError{Op: "close", Net: l.ni.name, Addr: l.addr, Err: net.ErrClosed}
 	}
 	l.closed = true
+	l.closing.Store(true)
 	q := l.q
 	l.q = nil
 	l.wakeup()
