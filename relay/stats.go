@@ -60,6 +60,20 @@ func (s *relayStats) add(f *flow) bool {
 	return true
 }
 
+// acceptFlow is accept and add under one lock, for a TCP client that becomes an open
+// flow as it is accepted (its connect is part of the flow): one lock per connection on
+// the relay's counts, not two.
+func (s *relayStats) acceptFlow(f *flow) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepted++
+	if s.closed {
+		return false
+	}
+	s.active.insert(f)
+	return true
+}
+
 // remove ends a flow's part in the counts: its bytes move to the totals.
 func (s *relayStats) remove(f *flow) {
 	moved := [2]int64{f.moved(toTarget), f.moved(toClient)}

@@ -160,7 +160,6 @@ type setup struct {
 // accepted runs on the worker that accepted c: it makes the flow and starts its connect.
 func (r *tcpRelay) accepted(c *socket.Socket) {
 	s := r.settings()
-	r.stats.accept()
 	f := &flow{stats: r.stats, client: c}
 	f.pending.Store(1) // the setup
 	su := &setup{r: r, s: s, f: f, first: r.next.Add(1) - 1, seq: r.short.seq.Load()}
@@ -175,7 +174,7 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 		r.srv.wg.Done()
 	}
 	r.srv.wg.Add(1)
-	if !r.stats.add(f) {
+	if !r.stats.acceptFlow(f) {
 		f.close() // the server is shutting down
 		return
 	}
