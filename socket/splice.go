@@ -110,8 +110,8 @@ type sosplice struct {
 	// stamps it instead of re-arming the idle timer, which takes the worker's lock;
 	// the timer, when it fires, arms itself again for what is left of the idle time.
 	active time.Duration
-	memw     atomic.Bool
-	pipe     *pipe // the kernel path's pipe, held only while bytes are in it
+	memw   atomic.Bool
+	pipe   *pipe // the kernel path's pipe, held only while bytes are in it
 }
 
 // spliceRecord returns so's splice record, making it on first use.
