@@ -107,7 +107,9 @@ func autoRelay(tb testing.TB, g *netq.Group, mode SpliceMode, sockbuf int, budge
 			s.SetWriteBuffer(sockbuf)
 		}
 	}
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			a, err := ln.Accept()
 			if err != nil {
@@ -139,8 +141,12 @@ func autoRelay(tb testing.TB, g *netq.Group, mode SpliceMode, sockbuf int, budge
 	}()
 	return ln.Addr().String(), func() {
 		ln.Close()
+		<-accepting // no flow is set up after this
 		mu.Lock()
 		for _, so := range socks {
+			// Reset, not a lingering close: the caller may close the workers next, and
+			// a socket still flushing to a peer that stopped reading would never close.
+			so.SetLinger(0)
 			so.Close()
 		}
 		mu.Unlock()
