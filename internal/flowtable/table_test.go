@@ -3,6 +3,7 @@ package flowtable
 import (
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"weak"
 )
@@ -157,4 +158,52 @@ func TestDeletedValueIsNotRetained(t *testing.T) {
 	if tb.Stats().Zone.CachedP+tb.Stats().Zone.CachedZone == 0 {
 		t.Fatal("the deleted node is not in the zone's caches: the test missed its point")
 	}
+}
+
+func TestLoadOrInsertNeverReplaces(t *testing.T) {
+	tb := newTable(t, nil, 4)
+	k := netip.MustParseAddrPort("192.0.2.1:0")
+	a, b := &flow{key: k, id: 1}, &flow{key: k, id: 2}
+	if v, loaded, err := tb.LoadOrInsert(k, a); v != a || loaded || err != nil {
+		t.Fatalf("first LoadOrInsert = %v, %v, %v; want the value stored", v, loaded, err)
+	}
+	if v, loaded, err := tb.LoadOrInsert(k, b); v != a || !loaded || err != nil {
+		t.Fatalf("second LoadOrInsert = %v, %v, %v; want the first value loaded", v, loaded, err)
+	}
+	if v, ok := tb.Lookup(k); v != a || !ok || tb.Len() != 1 {
+		t.Fatalf("Lookup = %v, %v, Len %d; want the first value, alone", v, ok, tb.Len())
+	}
+}
+
+func TestLoadOrInsertRacersAgree(t *testing.T) {
+	tb := newTable(t, nil, 0)
+	const racers, keys = 4, 500
+	got := make([][]*flow, racers)
+	var wg sync.WaitGroup
+	for r := range racers {
+		got[r] = make([]*flow, keys)
+		wg.Go(func() {
+			for i := range keys {
+				k := testKey(i)
+				v, _, err := tb.LoadOrInsert(k, &flow{key: k, id: uint64(r)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[r][i] = v
+			}
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		for r := 1; r < racers; r++ {
+			if got[r][i] != got[0][i] {
+				t.Fatalf("key %v: racer %d got %p, racer 0 got %p", testKey(i), r, got[r][i], got[0][i])
+			}
+		}
+	}
+	if tb.Len() != keys {
+		t.Fatalf("Len = %d, want %d", tb.Len(), keys)
+	}
+	checkZone(t, tb)
 }

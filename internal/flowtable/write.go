@@ -17,6 +17,31 @@ import (
 //
 // Insert must not be called inside a read section of t.SMR().
 func (t *Table[V]) Insert(key netip.AddrPort, v *V) (old *V, replaced bool, err error) {
+	return t.insert(key, v, true)
+}
+
+// LoadOrInsert returns the value stored under key if there is one (loaded set), and
+// otherwise stores v under key and returns it: an insert that never replaces, for
+// writers on several goroutines that each found key absent and raced to add it (the
+// mutex serialises them, and all but the first get the first one's value). Its failure
+// and growth are Insert's. v must not be nil.
+//
+// LoadOrInsert must not be called inside a read section of t.SMR().
+func (t *Table[V]) LoadOrInsert(key netip.AddrPort, v *V) (actual *V, loaded bool, err error) {
+	old, found, err := t.insert(key, v, false)
+	if found {
+		return old, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v, false, nil
+}
+
+// insert is Insert and LoadOrInsert: it stores v under a new key, and under a present
+// key only if replace is set. It returns the present key's value and true, or nil and
+// false with the error of allocating a node.
+func (t *Table[V]) insert(key netip.AddrPort, v *V, replace bool) (*V, bool, error) {
 	if v == nil {
 		panic("flowtable: Insert of a nil value")
 	}
@@ -27,6 +52,9 @@ func (t *Table[V]) Insert(key netip.AddrPort, v *V) (old *V, replaced bool, err 
 	head := &a.heads[h&a.mask]
 	for n := head.Load(); n != nil; n = n.next.Load() {
 		if n.hash == h && n.key == key {
+			if !replace {
+				return n.val.Load(), true, nil
+			}
 			return n.val.Swap(v), true, nil
 		}
 	}
