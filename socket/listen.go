@@ -54,6 +54,13 @@ type ListenConfig struct {
 	// go on, as net/http backs off) and tries again. It runs on the worker and must not
 	// block.
 	OnAcceptError func(err error, retry time.Duration)
+	// ReusePort lets sockets of other processes (of the same user, as Linux requires)
+	// listen on the address too, SO_REUSEPORT spreading connections over all of them:
+	// for zero-downtime swaps, a new daemon starting on the address before the old one
+	// stops. Without it, Listen fails with EADDRINUSE when another socket already
+	// listens there, rather than silently taking a share of its connections. A
+	// listener's own sockets, one per worker, share the address either way.
+	ReusePort bool
 }
 
 func (lc *ListenConfig) group() *netq.Group {
@@ -148,6 +155,11 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 		l.onAccept, l.onAcceptError = lc.OnAccept, lc.OnAcceptError
 	}
 	sa := sockaddr(family, ap)
+	if (lc == nil || !lc.ReusePort) && ap.Port() != 0 {
+		if err := probeBind(family, sa); err != nil {
+			return nil, &net.OpError{Op: "listen", Net: network, Addr: netAddr(true, sa), Err: err}
+		}
+	}
 	for i, w := range workers {
 		fd, err := newSysSocket(family, unix.SOCK_STREAM)
 		if err == nil {
@@ -474,4 +486,22 @@ func runOn(w *netq.Worker, fn func()) {
 	if err := w.Sync(bgctx); err == netq.ErrClosed {
 		f()
 	}
+}
+
+// probeBind fails with EADDRINUSE if a socket already listens on sa: it binds a socket
+// of its own without SO_REUSEPORT (which no other listener's SO_REUSEPORT lets in),
+// with SO_REUSEADDR (so that connections of a listener gone, in TIME_WAIT, do not count),
+// and closes it. A socket that starts listening between the probe and the bind that
+// follows it is not seen.
+func probeBind(family int, sa unix.Sockaddr) error {
+	fd, err := newSysSocket(family, unix.SOCK_STREAM)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, sa); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/softnet-go/softnet/netq"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,4 +110,52 @@ func TestListenEMFILE(t *testing.T) {
 			t.Fatalf("Accept %d after descriptors returned blocked: the listener did not re-arm", i)
 		}
 	}
+}
+
+// TestListenOwnsItsAddress checks that Listen refuses an address another socket listens
+// on, unless both ask to share it (ReusePort), and that a listener's own per-worker
+// sockets share theirs either way.
+func TestListenOwnsItsAddress(t *testing.T) {
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := other.Addr().String()
+	g, err := netq.NewGroup(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	lc := ListenConfig{Group: g}
+	if ln, err := lc.Listen("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("Listen on an address net.Listen holds = %v, want EADDRINUSE", err)
+	}
+	other.Close()
+
+	first, err := lc.Listen("tcp", addr) // two sockets, one per worker
+	if err != nil {
+		t.Fatalf("Listen once the address is free: %v", err)
+	}
+	if ln, err := lc.Listen("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("second Listen on the address = %v, want EADDRINUSE", err)
+	}
+	first.Close()
+
+	share := ListenConfig{Group: lc.Group, ReusePort: true}
+	a, err := share.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := share.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("second Listen with ReusePort: %v", err)
+	}
+	b.Close()
 }
