@@ -401,12 +401,34 @@ func (sp *sosplice) idleFired() {
 		return
 	}
 	dst.snd.mu.Lock()
-	so.soerr.CompareAndSwap(0, int32(syscall.ETIMEDOUT))
+	idled := so.soerr.CompareAndSwap(0, int32(syscall.ETIMEDOUT))
 	fn := so.sounsplice(sp, dst)
 	dst.snd.mu.Unlock()
 	so.rcv.mu.Unlock()
+	if idled && fn != nil {
+		end := fn
+		fn = func(err error) {
+			if err == syscall.ETIMEDOUT {
+				err = ErrIdle
+			}
+			end(err)
+		}
+	}
 	so.afterUnsplice(fn, dst)
 }
+
+// ErrIdle is the reason OnEnd gets for a splice that ended by its Idle time: it is
+// ETIMEDOUT (errors.Is), as sp_idle's is, but not the same error as a connection's own
+// ETIMEDOUT (TCP keepalive or retransmission giving up on a vanished peer), so that a
+// relay can tell a quiet direction, which may end alone, from a dead peer, which ends
+// the flow. WaitSplice reports both as ETIMEDOUT.
+var ErrIdle error = idleError{}
+
+type idleError struct{}
+
+func (idleError) Error() string        { return "splice idle timeout" }
+func (idleError) Timeout() bool        { return true }
+func (idleError) Is(target error) bool { return target == syscall.ETIMEDOUT }
 
 // run is sotask(): the splice task, on the source's worker.
 func (sp *sosplice) run() {

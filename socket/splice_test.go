@@ -185,7 +185,9 @@ func TestSpliceIdle(t *testing.T) {
 	forModes(t, func(t *testing.T, mode SpliceMode) {
 		r := newRig(t, nil)
 		start := time.Now()
-		if err := r.src.Splice(r.dst, SpliceOptions{Mode: mode, Idle: 300 * time.Millisecond}); err != nil {
+		ended := make(chan error, 1)
+		if err := r.src.Splice(r.dst, SpliceOptions{Mode: mode, Idle: 300 * time.Millisecond,
+			OnEnd: func(err error) { ended <- err }}); err != nil {
 			t.Fatal(err)
 		}
 		// A trickle keeps it alive: a pass every 50 ms re-arms the timer.
@@ -194,9 +196,15 @@ func TestSpliceIdle(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		readN(t, r.server, 8)
-		err := waitSplice(t, r.src, 5*time.Second)
-		if !errors.Is(err, syscall.ETIMEDOUT) {
-			t.Fatalf("WaitSplice = %v, want ETIMEDOUT", err)
+		var err error
+		select {
+		case err = <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no end 5 s after the trickle stopped")
+		}
+		// OnEnd tells the idle end from a connection's own ETIMEDOUT.
+		if err != ErrIdle || !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("OnEnd got %v, want ErrIdle (which is ETIMEDOUT)", err)
 		}
 		if d := time.Since(start); d < 650*time.Millisecond {
 			t.Fatalf("idle ended after %v, while data moved every 50 ms", d)
