@@ -15,7 +15,10 @@ import (
 // The zero value, DontWait, is M_NOWAIT: at the memory Limit an allocation fails at once
 // with an error wrapping syscall.ENOBUFS. Wait(ctx) is M_WAITOK under a context: the
 // allocation waits until memory comes back anywhere under the Limit, and fails only with
-// ctx.Err() when the context ends first.
+// ctx.Err() when the context ends first, or at once with an error wrapping ENOBUFS when it
+// could never be satisfied under the Limit in force: an mbuf with a jumbo cluster whose
+// slab does not fit beside a slab of mbufs (a Limit at its floor, MinLimit(1), always
+// fits a 2 KiB cluster's).
 type How struct {
 	ctx context.Context
 }
@@ -83,6 +86,11 @@ func init() {
 		Fini:       packFini,
 		BucketSize: clZones[extCluster].Stats().BucketSize,
 	}))
+
+	// No limit below what one worker needs: see MinLimit.
+	if err := limit.SetFloor(MinLimit(1)); err != nil {
+		panic(err)
+	}
 }
 
 // newCluster creates the keg and zone of one external storage kind. A slab holds 64 KiB
@@ -149,7 +157,8 @@ func packFini(m *Mbuf) {
 
 // Limit returns the memory Limit every mbuf and cluster zone charges (OpenBSD's
 // mbuf_mem_limit, FreeBSD's kern.ipc.maxmbufmem). It is unlimited until someone calls
-// SetMax on it, as the daemon's --mem-limit does.
+// SetMax on it, or SetLimit, as the daemon's --mem-limit does. Its floor is MinLimit(1):
+// SetMax refuses a smaller non-zero limit.
 func Limit() *uma.Limit { return limit }
 
 // init readies an mbuf fresh from a zone: m_init.
@@ -240,20 +249,62 @@ func GetJCL(how How, t Type, f Flags, size int) (*Mbuf, error) {
 }
 
 // getWithCluster pairs an mbuf from the mbuf zone with a cluster of kind k.
+//
+// With Wait it never sleeps holding one half of the pair: when the other half cannot be
+// had at once, it gives back what it holds, waits for the missing half, and then tries
+// for the first without waiting. A cluster held while asleep keeps its slab charged, and
+// two allocations each holding a cluster of a different slab can leave no room for the
+// mbuf slab both wait for, for ever.
 func getWithCluster(how How, t Type, f Flags, k extType) (*Mbuf, error) {
-	c, err := zalloc(clZones[k], how)
+	cz := clZones[k]
+	c, err := zalloc(cz, how)
 	if err != nil {
 		return nil, err
 	}
-	m, err := zalloc(mbufZone, how)
-	if err != nil {
-		clZones[k].Free(c)
-		return nil, err
+	var m *Mbuf
+	if how.ctx == nil {
+		if m, err = mbufZone.Alloc(); err != nil {
+			cz.Free(c)
+			return nil, err
+		}
+	} else {
+		// Neither zone has a Ctor, so TryAlloc has no error to return.
+		for {
+			if m, _ = mbufZone.TryAlloc(); m != nil {
+				break
+			}
+			cz.Free(c)
+			if err := pairFits(cz); err != nil {
+				return nil, err // waiting would only take turns at the two halves
+			}
+			if m, err = mbufZone.AllocWait(how.ctx); err != nil {
+				return nil, err
+			}
+			if c, _ = cz.TryAlloc(); c != nil {
+				break
+			}
+			mbufZone.Free(m)
+			if c, err = cz.AllocWait(how.ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	m.init(t, f, fromMbuf)
 	m.ext = c
 	debugClusterAlloc(c)
 	return m, nil
+}
+
+// pairFits reports, as an error wrapping ENOBUFS, that a slab of cz and a slab of mbufs
+// cannot be charged together under the Limit in force, so that no mbuf and cluster of cz
+// can ever be had at once while it stays.
+func pairFits(cz *uma.Zone[cluster]) error {
+	need := cz.Keg().SlabBytes() + mbufZone.Keg().SlabBytes()
+	if max := limit.Max(); max > 0 && max < need {
+		return fmt.Errorf("mbuf: %s and mbuf slabs need %d bytes together, more than the memory limit %d: %w",
+			cz.Name(), need, max, syscall.ENOBUFS)
+	}
+	return nil
 }
 
 // fitKind returns the storage for n bytes of a chain being built: internal storage below

@@ -134,6 +134,22 @@ func (k *Keg[T]) Name() string { return k.name }
 // Limit returns the Limit the keg charges.
 func (k *Keg[T]) Limit() *Limit { return k.limit }
 
+// SlabBytes returns what one slab of the keg charges the Limit.
+func (k *Keg[T]) SlabBytes() int64 { return k.slabBytes }
+
+// ItemsPerSlab returns how many items one slab of the keg carves.
+func (k *Keg[T]) ItemsPerSlab() int { return k.perSlab }
+
+// BytesFor returns what the keg charges the Limit to hold items items at once: whole
+// slabs, as many as the items fill. It is the least the Limit must allow for that many
+// to be out together; 0 items need nothing.
+func (k *Keg[T]) BytesFor(items int64) int64 {
+	if items <= 0 {
+		return 0
+	}
+	return (items + int64(k.perSlab) - 1) / int64(k.perSlab) * k.slabBytes
+}
+
 // alloc moves up to len(dst) items from the keg into dst and returns how many: partial
 // slabs first, then idle ones, then a new slab if the Limit has room. The caller holds no
 // keg lock.
@@ -311,11 +327,14 @@ func (k *Keg[T]) drain(releaseSlabs bool) {
 	}
 }
 
-// flushLocal moves the calling P's buckets of every zone on the keg to the zone's cache.
-func (k *Keg[T]) flushLocal() {
-	for _, z := range k.zoneList() {
-		z.flushLocal()
+// caches returns the zones on the keg as drainCPUs sees them.
+func (k *Keg[T]) caches() []pcacheOwner {
+	zones := k.zoneList()
+	out := make([]pcacheOwner, len(zones))
+	for i, z := range zones {
+		out[i] = z
 	}
+	return out
 }
 
 func (k *Keg[T]) reclaimIdle(now time.Time) time.Duration {

@@ -3,10 +3,13 @@ package uma
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/softnet-go/softnet/internal/procpin"
 )
 
 // A Limit is one byte limit shared by many kegs: OpenBSD's mbuf_mem_limit, which covers the
@@ -16,7 +19,10 @@ import (
 //
 // A Limit of 0 is unlimited (as FreeBSD's kern.ipc.nmbclusters=0). SetMax may raise or lower
 // the limit at any time; lowering frees nothing, it only refuses new slabs until enough come
-// back.
+// back. A Limit may have a floor (SetFloor): the least non-zero limit under which the
+// allocations its kegs serve can all make progress, given that slabs are charged whole.
+// SetMax refuses a limit below it, so that no waiter can wait for a slab that could never
+// fit.
 //
 // Allocations that wait (Zone.AllocWait) queue on the Limit. They are woken, in order, when
 // any keg under the Limit gives slabs or items back, or when the limit changes: unlike
@@ -24,9 +30,10 @@ import (
 // zone wakes an allocation waiting in another. The wake-up is deferred off the freeing path
 // to a short-lived goroutine and debounced to one per release batch.
 type Limit struct {
-	max  atomic.Int64 // 0: unlimited
-	used atomic.Int64 // bytes of slabs held by all kegs
-	peak atomic.Int64
+	max   atomic.Int64 // 0: unlimited
+	floor atomic.Int64 // the least non-zero max; 0: none
+	used  atomic.Int64 // bytes of slabs held by all kegs
+	peak  atomic.Int64
 
 	nwait   atomic.Int32 // queued waiters; read on the free path
 	pending atomic.Bool  // a wake-up run is scheduled
@@ -37,7 +44,9 @@ type Limit struct {
 
 	armed     atomic.Bool  // the reclaimer's timer is set
 	lastDrain atomic.Int64 // when waiters last drained the caches (UnixNano)
+	drainMu   sync.Mutex   // held by the drainCPUs running: one at a time
 
+	setMu   sync.Mutex // serialises SetMax and SetFloor
 	mu      sync.Mutex // orders before any zone's or keg's lock
 	waiters waitQueue
 	kegs    []kegger
@@ -61,16 +70,42 @@ func (l *Limit) Used() int64 { return l.used.Load() }
 
 // SetMax changes the limit (OpenBSD's nmbclust_update): raising it wakes every waiter;
 // lowering it below what is used frees nothing and refuses new slabs until use drops.
-// A negative max is an error and changes nothing.
+// A negative max, or a non-zero max below the floor (SetFloor), is an error wrapping
+// syscall.EINVAL that names the floor, and changes nothing.
 func (l *Limit) SetMax(max int64) error {
 	if max < 0 {
 		return fmt.Errorf("uma: limit %d: %w", max, syscall.EINVAL)
 	}
+	l.setMu.Lock()
+	if f := l.floor.Load(); max != 0 && max < f {
+		l.setMu.Unlock()
+		return fmt.Errorf("uma: limit %d: must be 0 (unlimited) or at least %d bytes, the floor: %w", max, f, syscall.EINVAL)
+	}
 	l.max.Store(max)
+	l.setMu.Unlock()
 	l.wakeAll.Store(true)
 	l.kick()
 	return nil
 }
+
+// SetFloor sets the least non-zero limit that SetMax accepts: what the allocations served
+// under the Limit need at once, in whole slabs, to make progress. Below it a waiter could
+// wait for a slab that never fits beside the slabs the others hold, and so wait for ever.
+// A negative floor, or one above the limit in force (unless that is 0, unlimited), is an
+// error wrapping syscall.EINVAL and changes nothing: raise the limit first. 0 removes the
+// floor.
+func (l *Limit) SetFloor(floor int64) error {
+	l.setMu.Lock()
+	defer l.setMu.Unlock()
+	if max := l.max.Load(); floor < 0 || max != 0 && max < floor {
+		return fmt.Errorf("uma: floor %d with limit %d: %w", floor, max, syscall.EINVAL)
+	}
+	l.floor.Store(floor)
+	return nil
+}
+
+// Floor returns the least non-zero limit SetMax accepts; 0 means any.
+func (l *Limit) Floor() int64 { return l.floor.Load() }
 
 // charge takes n bytes from the Limit for a new slab, as m_pool_alloc does: add, compare,
 // and roll back when over. Several chargers near the limit may all fail where only some
@@ -240,46 +275,105 @@ func (l *Limit) kegList() []kegger {
 	return append([]kegger(nil), l.kegs...)
 }
 
-// drainCaches moves items cached in the zones' bucket lists and in this P's buckets back
-// to their kegs, and gives fully free slabs back to the Limit. Items in other Ps' buckets
-// are drained by those Ps themselves: a P's buckets are touched by nobody else (that is
-// what keeps the fast path free of atomics), so drainCPUs sends goroutines to run there.
+// drainCaches moves items cached in the zones' bucket lists and in every P's buckets back
+// to their kegs, and gives fully free slabs back to the Limit. Items in a P's buckets are
+// moved by goroutines running on that P (drainCPUs): a P's buckets are touched by nobody
+// else, which is what keeps the fast path free of atomics.
 func (l *Limit) drainCaches() {
 	for _, k := range l.kegList() {
 		k.drain(true)
 	}
-	l.drainCPUs()
+	l.drainCPUs(false)
 }
 
-// drainCPUs is FreeBSD's DRAIN_CPU without sched_bind: Go cannot send a goroutine to a
-// chosen P, but new goroutines are spread over idle Ps by the scheduler, so a few per P
-// reach every P in practice; each flushes the buckets of the P it runs on. Waiters that
-// are still not served retry on a timer and drain again, so a P that was missed once is
-// not missed for ever.
-func (l *Limit) drainCPUs() {
-	kegs := l.kegList()
-	var wg sync.WaitGroup
-	n := 2 * gomaxprocs()
-	wg.Add(n)
-	for range n {
-		go func() {
-			defer wg.Done()
-			for _, k := range kegs {
-				k.flushLocal()
-			}
-		}()
+// drainReach bounds how long drainCPUs looks for the Ps whose buckets hold items. A P
+// still missed then is tried again at the waiter's next retry.
+const drainReach = 20 * time.Millisecond
+
+// drainCPUs is FreeBSD's DRAIN_CPU without sched_bind. Go cannot send a goroutine to a
+// chosen P, so it finds the Ps whose buckets hold items (reading the counts as Stats
+// does) and sends goroutines that flush the buckets of the P they run on and then yield
+// with runtime.Gosched, which puts them on the global run queue and wakes an idle P: an
+// idle P takes them at once, and a busy one at its next check of that queue, so every P
+// that holds items is reached, not only the Ps the scheduler happened to spread them to.
+// They stop once every such P is flushed, or after drainReach. The buckets of Ps that
+// GOMAXPROCS took away, which no goroutine can run on until the P comes back, are moved
+// directly. One drain runs at a time: a waiter that finds one running returns at once (it
+// will see its result), Reclaim (wait set) waits for it and drains again.
+func (l *Limit) drainCPUs(wait bool) {
+	if wait {
+		l.drainMu.Lock()
+	} else if !l.drainMu.TryLock() {
+		return
 	}
-	wg.Wait()
+	defer l.drainMu.Unlock()
+	kegs := l.kegList()
+	var zones []pcacheOwner
+	for _, k := range kegs {
+		zones = append(zones, k.caches()...)
+	}
+	for _, z := range zones {
+		z.flushOrphans()
+	}
+	np := gomaxprocs()
+	// todo[i*np+p]: zone i holds items in P p's buckets.
+	todo := make([]bool, len(zones)*np)
+	left := 0
+	for i, z := range zones {
+		for p := range np {
+			if z.parkedOn(p) > 0 {
+				todo[i*np+p] = true
+				left++
+			}
+		}
+	}
+	if left > 0 {
+		var mu sync.Mutex
+		end := time.Now().Add(drainReach)
+		var wg sync.WaitGroup
+		for range np {
+			wg.Go(func() {
+				for {
+					p := procpin.Pin()
+					procpin.Unpin()
+					for i, z := range zones {
+						mu.Lock()
+						want := p < np && todo[i*np+p]
+						mu.Unlock()
+						if !want {
+							continue
+						}
+						q := z.flushLocal() // the P it ran on: p, unless the goroutine moved
+						mu.Lock()
+						if q < np && todo[i*np+q] {
+							todo[i*np+q] = false
+							left--
+						}
+						mu.Unlock()
+					}
+					mu.Lock()
+					done := left == 0
+					mu.Unlock()
+					if done || time.Now().After(end) {
+						return
+					}
+					runtime.Gosched()
+				}
+			})
+		}
+		wg.Wait()
+	}
 	for _, k := range kegs {
 		k.drain(true)
 	}
 }
 
 // Reclaim is uma_reclaim(UMA_RECLAIM_DRAIN_CPU) for the kegs under this Limit: it empties
-// every zone's bucket cache and the per-P buckets it can reach, and gives every fully free
-// slab back to the Go heap and its bytes back to the Limit.
+// every zone's bucket cache and every P's buckets (those of a P that the scheduler does
+// not let run its goroutines within drainReach excepted), and gives every fully free slab
+// back to the Go heap and its bytes back to the Limit.
 func (l *Limit) Reclaim() {
-	l.drainCPUs()
+	l.drainCPUs(true)
 }
 
 // armReclaim starts the reclaimer if it is not running: a timer, not a goroutine, so an
@@ -332,8 +426,16 @@ func (l *Limit) Stats() LimitStats {
 // A kegger is what the Limit needs of a keg of any item type.
 type kegger interface {
 	drain(releaseSlabs bool)                 // zone bucket caches to the keg; free slabs to the Limit
-	flushLocal()                             // this P's buckets of every zone on the keg to the zone
+	caches() []pcacheOwner                   // the zones on the keg, as drainCPUs sees them
 	reclaimIdle(now time.Time) time.Duration // give back idle slabs; how long until the next one is due
+}
+
+// A pcacheOwner is a zone as drainCPUs sees it: per-P buckets that only goroutines running
+// on their P may move.
+type pcacheOwner interface {
+	parkedOn(pid int) int // items in P pid's buckets, read as Stats reads them
+	flushLocal() int      // this P's buckets to the bucket cache; returns the P's id
+	flushOrphans()        // the buckets of Ps beyond GOMAXPROCS to the bucket cache
 }
 
 // A waitTarget is a zone as the wake-up run sees it.

@@ -123,6 +123,10 @@ func (z *Zone[T]) Name() string { return z.name }
 // Keg returns the keg the zone allocates from.
 func (z *Zone[T]) Keg() *Keg[T] { return z.keg }
 
+// BucketSize returns the number of items in one of the zone's per-P buckets: what a P
+// takes from the keg at a time, and may keep in each of its two buckets.
+func (z *Zone[T]) BucketSize() int { return z.bsize }
+
 // Alloc is uma_zalloc(zone, M_NOWAIT): it returns an item, or an *Error wrapping
 // syscall.ENOBUFS (counted as a failure) when the zone or the Limit is full.
 func (z *Zone[T]) Alloc() (*T, error) {
@@ -173,6 +177,20 @@ func (z *Zone[T]) AllocWait(ctx context.Context) (*T, error) {
 			it = z.allocSlow()
 			retry = min(2*retry, time.Second)
 		}
+	}
+	return z.construct(it)
+}
+
+// TryAlloc is the first step of AllocWait alone: it returns an item if the zone can hand
+// one out without waiting, and nil otherwise (or the Ctor's error). Unlike Alloc it counts
+// no failure and is never failed by SetFailureRate. It is for a waiting allocation of
+// several items that must not sleep holding some of them: it tries for the rest with
+// TryAlloc, and if one cannot be had, frees what it holds and waits with AllocWait for the
+// one that was missing.
+func (z *Zone[T]) TryAlloc() (*T, error) {
+	it := z.allocSlow()
+	if it == nil {
+		return nil, nil
 	}
 	return z.construct(it)
 }
@@ -285,7 +303,14 @@ func (z *Zone[T]) allocSlow() *T {
 	}
 	if b.n == 0 {
 		b = bucket[T]{items: z.spareBucket()}
-		if b.n = z.importItems(b.items); b.n == 0 {
+		want := b.items
+		if z.limit.waiting() {
+			// Allocations wait on the Limit: take one item, not a bucket, so that none
+			// sits in this P's buckets out of the waiters' reach (as Free then bypasses
+			// the buckets).
+			want = want[:1]
+		}
+		if b.n = z.importItems(want); b.n == 0 {
 			z.spare = append(z.spare, b.items)
 			if z.smr == nil || len(z.full) == 0 {
 				return nil
@@ -465,8 +490,9 @@ func (z *Zone[T]) trim() bool {
 	return z.cached > 0
 }
 
-// flushLocal moves the calling P's buckets to the bucket cache (cache_drain for one CPU).
-func (z *Zone[T]) flushLocal() {
+// flushLocal moves the calling P's buckets to the bucket cache (cache_drain for one CPU)
+// and returns the P's id.
+func (z *Zone[T]) flushLocal() int {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	a := bucket[T]{items: z.spareBucket()}
@@ -480,12 +506,70 @@ func (z *Zone[T]) flushLocal() {
 		c.unlock()
 	}
 	procpin.Unpin()
+	z.stashFlushed(a, f)
+	return pid
+}
+
+// stashFlushed files the two buckets taken from a P. Called with z.mu held.
+func (z *Zone[T]) stashFlushed(a, f bucket[T]) {
 	if z.smr != nil {
 		a.seq = smr.SeqInvalid // the alloc bucket's items are past their grace period
 		f.seq = z.smr.Advance()
 	}
 	z.stash(a)
 	z.stash(f)
+}
+
+// parkedOn returns the items in P pid's buckets, read as Stats reads them: a moment stale
+// perhaps, never torn.
+func (z *Zone[T]) parkedOn(pid int) int {
+	a := z.locals.Load()
+	if pid >= len(a.caches) {
+		return 0
+	}
+	c := a.caches[pid]
+	c.readLock()
+	n := c.cached()
+	c.readUnlock()
+	return n
+}
+
+// flushOrphans moves to the bucket cache the buckets of Ps at or beyond GOMAXPROCS, which
+// stay when GOMAXPROCS shrinks (see pcacheArray) and which no goroutine can flush until a
+// P of that id comes back. It runs pinned: no stop-the-world, and so no GOMAXPROCS change,
+// can happen meanwhile, so no goroutine is on such a P while their buckets are moved.
+func (z *Zone[T]) flushOrphans() {
+	n := gomaxprocs()
+	if len(z.locals.Load().caches) <= n {
+		return
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	arr := z.locals.Load()
+	empty := make([]bucket[T], 0, 2*(len(arr.caches)-min(n, len(arr.caches))))
+	for range cap(empty) {
+		empty = append(empty, bucket[T]{items: z.spareBucket()})
+	}
+	taken := make([]bucket[T], 0, len(empty))
+	procpin.Pin()
+	n = gomaxprocs()
+	for i := n; i < len(arr.caches) && len(empty) >= 2; i++ {
+		c := arr.caches[i]
+		c.lock()
+		if c.alloc.n+c.free.n > 0 {
+			taken = append(taken, c.alloc, c.free)
+			c.alloc, c.free = empty[len(empty)-1], empty[len(empty)-2]
+			empty = empty[:len(empty)-2]
+		}
+		c.unlock()
+	}
+	procpin.Unpin()
+	for i := 0; i+1 < len(taken); i += 2 {
+		z.stashFlushed(taken[i], taken[i+1])
+	}
+	for _, b := range empty {
+		z.spare = append(z.spare, b.items)
+	}
 }
 
 // Error is the error of a failed allocation: the zone and the errno (ENOBUFS).
