@@ -25,8 +25,9 @@ const (
 	// another time or Off. With KeepAliveInterval and KeepAliveCount, a peer that vanished
 	// (a cable cut, a host gone) is found within DefaultKeepAlive + 4 × 15 s = 2 minutes.
 	DefaultKeepAlive = 60 * time.Second
-	// KeepAliveInterval and KeepAliveCount are the keepalive probes' interval
-	// (TCP_KEEPINTVL) and how many may go unanswered (TCP_KEEPCNT).
+	// KeepAliveInterval and KeepAliveCount are the keepalive probes' longest interval
+	// (TCP_KEEPINTVL; a keepalive shorter than 60s has its probes a quarter of it apart,
+	// at least 1 s) and how many may go unanswered (TCP_KEEPCNT).
 	KeepAliveInterval = 15 * time.Second
 	KeepAliveCount    = 4
 	// Off, as a RelayConfig's Idle or KeepAlive, turns that timer off (0 is the default).
@@ -61,16 +62,30 @@ const (
 
 // Config is the whole configuration of a daemon: global settings and its relays.
 type Config struct {
-	// Admin is the address of the admin endpoint (/metrics, /debug/mbuf, /debug/pprof/,
-	// /healthz); DefaultAdmin if empty, "off" for none. It must be a loopback address
-	// unless AdminPublic is set.
+	// Admin is the address of the admin endpoint (/metrics, /debug/mbuf, /healthz, and
+	// /debug/pprof/ with AdminPprof); DefaultAdmin if empty, "off" for none. It must be
+	// a loopback address unless AdminPublic is set.
 	Admin string
-	// AdminPublic allows a non-loopback Admin address.
+	// AdminPublic allows a non-loopback Admin address; it requires AdminTokenFile.
 	AdminPublic bool
+	// AdminPprof serves Go's profiles under /debug/pprof/ on the admin endpoint; off,
+	// those paths are 404.
+	AdminPprof bool
+	// AdminTokenFile, if not empty, names a file holding the bearer token that every
+	// request to the admin endpoint but /healthz must carry ("Authorization: Bearer
+	// TOKEN"). The daemon reads it at start; whitespace around the token is ignored, and
+	// the token must be at least 16 bytes. A relative path is from the daemon's working
+	// directory.
+	AdminTokenFile string
 	// Workers is the number of softnet workers; 0 is one per CPU.
 	Workers int
 	// MemLimit is the byte limit over every mbuf and cluster zone; 0 is unlimited.
 	MemLimit int64
+	// MaxFlows caps the flows open at once over every relay, TCP and UDP: a client
+	// beyond it is closed at once (TCP, with a reset) or its datagram dropped (UDP), and
+	// counted. 0 is DefaultMaxFlows(), which keeps a reserve of the descriptor limit for
+	// the admin endpoint, target connects and logs.
+	MaxFlows int64
 	// SockBuf is the size, in bytes, of the kernel socket buffers (SO_RCVBUF and
 	// SO_SNDBUF) of every socket the relays make: accepted clients, dialled targets and
 	// UDP flows' sockets. With the socket engine it is also the high-water mark of the
@@ -109,12 +124,25 @@ type RelayConfig struct {
 	// Mode chooses how bytes move: ModeAuto ("" too), ModeUser or ModeKernel.
 	Mode Mode
 	// KeepAlive is the silence after which TCP keepalive probes the peer of each socket
-	// of a flow, client and target (KeepAliveInterval apart, KeepAliveCount of them);
+	// of a flow, client and target (a quarter of it apart, 1s to KeepAliveInterval,
+	// KeepAliveCount of them);
 	// 0 is DefaultKeepAlive, Off is none. TCP only.
 	KeepAlive time.Duration
 	// ConnectTimeout bounds each connect to a TCP target; a target that does not answer
 	// within it is counted and the next one is tried. 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// ReusePort lets other processes listen on Listen too (SO_REUSEPORT, the kernel
+	// spreading clients over all of them), for a zero-downtime swap: the new daemon
+	// starts, then the old one stops. Without it a relay refuses to start on an address
+	// another socket listens on.
+	ReusePort bool
+	// MaxFlowsPerSource caps the flows open at once from one source (a client's IPv4
+	// address, or the /64 of its IPv6 address); a client beyond it is refused like one
+	// beyond MaxFlows. 0 is DefaultMaxFlowsPerSource, -1 is none.
+	MaxFlowsPerSource int
+	// NewFlowsPerSource caps the rate of new flows from one source; the zero Rate is
+	// none (the default).
+	NewFlowsPerSource Rate
 	// ProxyProtocol, if not ProxyNone, sends a PROXY protocol header (version 1 or 2)
 	// with the client's address to the target before any byte of the client (TCP only).
 	ProxyProtocol ProxyVersion
@@ -193,7 +221,8 @@ func (v ProxyVersion) String() string {
 func (r *RelayConfig) Equal(o *RelayConfig) bool {
 	if r.Name != o.Name || r.Protocol != o.Protocol || r.Listen != o.Listen ||
 		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode || r.ConnectTimeout != o.ConnectTimeout || r.KeepAlive != o.KeepAlive ||
-		r.ProxyProtocol != o.ProxyProtocol || len(r.Targets) != len(o.Targets) {
+		r.ProxyProtocol != o.ProxyProtocol || r.MaxFlowsPerSource != o.MaxFlowsPerSource || r.ReusePort != o.ReusePort ||
+		r.NewFlowsPerSource != o.NewFlowsPerSource || len(r.Targets) != len(o.Targets) {
 		return false
 	}
 	for i := range r.Targets {
@@ -205,10 +234,17 @@ func (r *RelayConfig) Equal(o *RelayConfig) bool {
 }
 
 // keepAliveConfig returns the keepalive settings of a TCP relay's sockets for k, a
-// RelayConfig's KeepAlive after Apply's defaults (Off: none).
+// RelayConfig's KeepAlive after Apply's defaults (Off: none). The probes go a quarter
+// of k apart, from 1 s (TCP_KEEPINTVL counts seconds) to KeepAliveInterval: the default
+// 60s finds a vanished peer in 2 minutes, a short setting in about twice itself.
 func keepAliveConfig(k time.Duration) net.KeepAliveConfig {
 	if k <= 0 {
 		return net.KeepAliveConfig{Enable: false}
 	}
-	return net.KeepAliveConfig{Enable: true, Idle: k, Interval: KeepAliveInterval, Count: KeepAliveCount}
+	return net.KeepAliveConfig{Enable: true, Idle: k, Interval: keepAliveInterval(k), Count: KeepAliveCount}
+}
+
+// keepAliveInterval is the probe interval of keepalive k.
+func keepAliveInterval(k time.Duration) time.Duration {
+	return min(max(k/4, time.Second), KeepAliveInterval).Truncate(time.Second)
 }

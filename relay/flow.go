@@ -55,7 +55,7 @@ func (f *flow) moved(dir int) int64 {
 //
 // Each direction ends by EOF (passed on by shutting down the drain's write side: honest
 // half-close), by idle (that direction stops; the other goes on), or by max or an error
-// (the flow closes at once, so a reset or a dead target reaches the other side
+// (the flow closes at once, so a reset, a dead target or a peer keepalive found gone reaches the other side
 // promptly). No goroutine waits for a flow: the ends arrive as OnEnd callbacks on the
 // sockets' worker.
 func (f *flow) start(mode socket.SpliceMode, max int64, idle time.Duration, budget *socket.BufferBudget) {
@@ -89,7 +89,10 @@ func (f *flow) ended(dir int, err error) {
 			dst = f.target.Load()
 		}
 		dst.CloseWrite()
-	case errors.Is(err, syscall.ETIMEDOUT):
+	case err == socket.ErrIdle:
+		// This direction was quiet for idle: it stops, the other goes on. A socket's own
+		// ETIMEDOUT (keepalive or retransmissions gave up: the peer vanished) closes
+		// the flow, below.
 	default:
 		f.close()
 	}
@@ -136,7 +139,12 @@ func (f *flow) close() {
 	}
 }
 
-// closeOnWorker closes f from any goroutine: on its worker, after what is queued there.
-func (f *flow) closeOnWorker() {
-	f.client.Worker().Barrier(f.close)
+// resetOnWorker closes f with a reset from any goroutine: on its worker, after what is
+// queued there. A flow cut short must not end with a FIN, which its peers would take
+// for the end of a complete stream.
+func (f *flow) resetOnWorker() {
+	f.client.Worker().Barrier(func() {
+		f.abort = true
+		f.close()
+	})
 }

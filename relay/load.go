@@ -93,8 +93,11 @@ func unjoin(err error) []*ConfigError {
 type rawConfig struct {
 	Admin       rawValue   `toml:"admin"`
 	AdminPublic rawValue   `toml:"admin_public"`
+	AdminPprof  rawValue   `toml:"admin_pprof"`
+	AdminToken  rawValue   `toml:"admin_token_file"`
 	Workers     rawValue   `toml:"workers"`
 	MemLimit    rawValue   `toml:"mem_limit"`
+	MaxFlows    rawValue   `toml:"max_flows"`
 	SockBuf     rawValue   `toml:"sockbuf"`
 	Grace       rawValue   `toml:"grace"`
 	LogFormat   rawValue   `toml:"log_format"`
@@ -112,6 +115,9 @@ type rawRelay struct {
 	ProxyProtocol  rawValue `toml:"proxy_protocol"`
 	ConnectTimeout rawValue `toml:"connect_timeout"`
 	KeepAlive      rawValue `toml:"keepalive"`
+	ReusePort      rawValue `toml:"reuse_port"`
+	MaxPerSource   rawValue `toml:"max_flows_per_source"`
+	RatePerSource  rawValue `toml:"new_flows_per_source"`
 }
 
 // rawValue holds one TOML value undecoded.
@@ -250,8 +256,17 @@ func (c *config) convert(raw *rawConfig) {
 	cfg := &c.cfg
 	c.str("admin", raw.Admin, &cfg.Admin)
 	c.boolean("admin_public", raw.AdminPublic, &cfg.AdminPublic)
+	c.boolean("admin_pprof", raw.AdminPprof, &cfg.AdminPprof)
+	c.str("admin_token_file", raw.AdminToken, &cfg.AdminTokenFile)
 	c.integer("workers", raw.Workers, &cfg.Workers)
 	c.size("mem_limit", raw.MemLimit, &cfg.MemLimit)
+	if c.note("max_flows", raw.MaxFlows) {
+		if n, ok := raw.MaxFlows.v.(int64); ok {
+			cfg.MaxFlows = n
+		} else {
+			c.bad("max_flows", raw.MaxFlows, "want an integer (0: derived from the descriptor limit)")
+		}
+	}
 	cfg.SockBuf = DefaultSockBuf // a file without the key gets the default; 0 is autotuning
 	c.size("sockbuf", raw.SockBuf, &cfg.SockBuf)
 	c.duration("grace", raw.Grace, &cfg.Grace)
@@ -291,6 +306,27 @@ func (c *config) convert(raw *rawConfig) {
 			r.KeepAlive = Off
 		}
 		c.duration("connect_timeout", rr.ConnectTimeout, &r.ConnectTimeout)
+		c.boolean("reuse_port", rr.ReusePort, &r.ReusePort)
+		c.integer("max_flows_per_source", rr.MaxPerSource, &r.MaxFlowsPerSource)
+		if rr.MaxPerSource.set && r.MaxFlowsPerSource == 0 {
+			r.MaxFlowsPerSource = -1 // written 0: no cap, where unset is the default
+		}
+		if c.note("new_flows_per_source", rr.RatePerSource) {
+			var err error
+			switch x := rr.RatePerSource.v.(type) {
+			case string:
+				r.NewFlowsPerSource, err = ParseRate(x)
+			case int64:
+				if x != 0 {
+					err = errors.New(`want a rate such as "100/s", or 0 for none`)
+				}
+			default:
+				err = errors.New(`want a rate such as "100/s"`)
+			}
+			if err != nil {
+				c.bad("new_flows_per_source", rr.RatePerSource, "%s", err.Error())
+			}
+		}
 		var s string
 		if c.str("mode", rr.Mode, &s); rr.Mode.set {
 			m, err := ParseMode(s)
@@ -355,7 +391,7 @@ func (c *config) unknownKeys(md toml.MetaData) {
 
 func knownKeys(relay bool) string {
 	if relay {
-		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout, keepalive"
+		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout, keepalive, reuse_port, max_flows_per_source, new_flows_per_source"
 	}
-	return "admin, admin_public, workers, mem_limit, sockbuf, grace, log_format, [[relay]]"
+	return "admin, admin_public, admin_pprof, admin_token_file, workers, mem_limit, max_flows, sockbuf, grace, log_format, [[relay]]"
 }

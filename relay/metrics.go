@@ -14,6 +14,9 @@ var (
 		"Flows open now: target connected, at least one direction still moving.", []string{"relay"}, nil)
 	descFailed = prometheus.NewDesc("spliced_flows_failed_total",
 		"Flows that never started, by reason (connect: no target reachable).", []string{"relay", "reason"}, nil)
+	descRefused = prometheus.NewDesc("spliced_flows_refused_total",
+		"Clients closed at once, before any target connect, because a cap was met, by reason: "+
+			"max_flows (the daemon's), max_flows_per_source, new_flows_per_source.", []string{"relay", "reason"}, nil)
 	descTargetFail = prometheus.NewDesc("spliced_target_failures_total",
 		"Connects to a target that failed (refused, unreachable, timed out); the next target was tried.",
 		[]string{"relay", "target"}, nil)
@@ -25,7 +28,8 @@ var (
 		"Bytes moved, by relay and direction (to_target: client to target; to_client: target to client).",
 		[]string{"relay", "direction"}, nil)
 	descEndings = prometheus.NewDesc("spliced_splice_endings_total",
-		"Directions of flows that ended, by reason: eof, max (EFBIG), idle (ETIMEDOUT), pipe (EPIPE), "+
+		"Directions of flows that ended, by reason: eof, max (EFBIG), idle (the idle timeout), timeout (ETIMEDOUT: keepalive "+
+			"or retransmissions gave up on a vanished peer), pipe (EPIPE), "+
 			"reset (ECONNRESET), refused, msgsize, nobufs, closed (by the relay), error.",
 		[]string{"relay", "direction", "reason"}, nil)
 
@@ -79,7 +83,7 @@ func Zones(s *mbuf.Stat) []uma.ZoneStats {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descTargetFail, descDropped, descBytes,
+	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descRefused, descTargetFail, descDropped, descBytes,
 		descEndings, descZoneInUse, descZoneCached, descZoneItemSize, descZoneLimit, descZoneRequests,
 		descZoneFailures, descZoneSleeps, descMemLimit, descMemUsed, descMemPeak, descMemWaiters,
 		descMemRefused, descMemWakeups} {
@@ -102,7 +106,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for why, n := range sn.failed {
 			counter(descFailed, n, sn.name, why)
 		}
-		for t, n := range sn.refused {
+		for why, n := range sn.refused {
+			counter(descRefused, n, sn.name, why)
+		}
+		for t, n := range sn.tfailed {
 			counter(descTargetFail, n, sn.name, t)
 		}
 		for why, n := range sn.dropped {

@@ -85,8 +85,8 @@ func TestTCPDeadTarget(t *testing.T) {
 			t.Errorf("client closed after %v", d)
 		}
 		sn := srv.stats["test"].snapshot()
-		if sn.failed["connect"] != 1 || sn.refused[dead] != 1 {
-			t.Errorf("failed %v, refused %v", sn.failed, sn.refused)
+		if sn.failed["connect"] != 1 || sn.tfailed[dead] != 1 {
+			t.Errorf("failed %v, refused %v", sn.failed, sn.tfailed)
 		}
 	})
 }
@@ -108,7 +108,7 @@ func TestTCPRoundRobin(t *testing.T) {
 	if seq != "abba" && seq != "abab" {
 		t.Errorf("targets in turn: %q", seq)
 	}
-	if n := srv.stats["test"].snapshot().refused[dead]; n < 1 {
+	if n := srv.stats["test"].snapshot().tfailed[dead]; n < 1 {
 		t.Errorf("dead target counted %d times", n)
 	}
 }

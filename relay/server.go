@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/softnet-go/softnet/netq"
@@ -27,20 +28,25 @@ type Server struct {
 	sockbuf atomic.Int64   // SO_RCVBUF/SO_SNDBUF of new sockets; 0: autotuning
 	budget  *socket.BufferBudget
 
-	lookup   lookupFunc    // host names of targets: at Apply, then every resolveEvery
-	quit     chan struct{} // closed by Shutdown: stops the resolver
-	resolver sync.WaitGroup
+	flows    atomic.Int64 // open flows of every relay, admitted against maxFlows
+	maxFlows atomic.Int64
+
+	lookup lookupFunc    // host names of targets: at Apply, then every resolveEvery
+	quit   chan struct{} // closed by Shutdown: stops the resolver and the sweeper
+	bg     sync.WaitGroup
 
 	mu        sync.Mutex
 	running   map[string]runner      // by relay name
-	stats     map[string]*relayStats // by relay name, kept after a relay stops
+	stats     map[string]*relayStats // by relay name, kept while a stopped relay has flows
 	down      bool
 	resolving bool // the resolver goroutine runs
+	sweeping  bool // the sweeper goroutine runs
 }
 
 // runner is a running relay, TCP or UDP.
 type runner interface {
 	settings() *settings
+	admission() *admission
 	update(*settings)
 	addr() net.Addr
 	stop()
@@ -56,6 +62,9 @@ type ServerOptions struct {
 	// SockBuf is the size of the kernel socket buffers (SO_RCVBUF and SO_SNDBUF) of every
 	// socket the relays make, as Config.SockBuf; 0 leaves the kernel's autotuning.
 	SockBuf int64
+	// MaxFlows caps the open flows of every relay together, as Config.MaxFlows; 0 is
+	// DefaultMaxFlows().
+	MaxFlows int64
 }
 
 // NewServer returns a Server with no relays.
@@ -69,8 +78,21 @@ func NewServer(opt ServerOptions) *Server {
 		budget:  socket.NewBufferBudget(BulkSockBufBudget, 0),
 		running: map[string]runner{}, stats: map[string]*relayStats{}}
 	s.sockbuf.Store(opt.SockBuf)
+	s.SetMaxFlows(opt.MaxFlows)
 	return s
 }
+
+// SetMaxFlows changes the cap on open flows over every relay (0: DefaultMaxFlows()).
+// Flows open beyond a lowered cap go on; new ones wait for the count to fall below it.
+func (s *Server) SetMaxFlows(n int64) {
+	if n <= 0 {
+		n = DefaultMaxFlows()
+	}
+	s.maxFlows.Store(n)
+}
+
+// MaxFlows returns the cap on open flows in force.
+func (s *Server) MaxFlows() int64 { return s.maxFlows.Load() }
 
 // SetSockBuf changes the size of the kernel socket buffers of the sockets made from now
 // on (0: the kernel's autotuning, for the sockets a relay makes; the clients of a TCP
@@ -123,16 +145,42 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		if r.ConnectTimeout == 0 {
 			r.ConnectTimeout = DefaultConnectTimeout
 		}
+		if r.MaxFlowsPerSource == 0 {
+			r.MaxFlowsPerSource = DefaultMaxFlowsPerSource
+		}
 	}
 	want := map[string]*RelayConfig{}
 	for i := range relays {
 		want[relays[i].Name] = &relays[i]
+	}
+	// A relay renamed in place (same protocol and listen address, new name) keeps its
+	// listener, its flows and its counts, under the new name.
+	for name, r := range s.running {
+		old := &r.settings().cfg
+		if _, ok := want[name]; ok {
+			continue
+		}
+		for nn, n := range want {
+			if _, taken := s.running[nn]; !taken && n.Protocol == old.Protocol && n.Listen == old.Listen {
+				delete(s.running, name)
+				s.running[nn] = r
+				st := s.stats[name]
+				delete(s.stats, name)
+				st.rename(nn)
+				s.stats[nn] = st
+				s.log.Info("relay renamed", "relay", nn, "was", name, "listen", old.Listen)
+				break
+			}
+		}
 	}
 	for name, r := range s.running {
 		old := &r.settings().cfg
 		if n, ok := want[name]; !ok || n.Protocol != old.Protocol || n.Listen != old.Listen {
 			r.stop()
 			delete(s.running, name)
+			if !ok {
+				s.stats[name].stop() // leaves /metrics with its last flow
+			}
 			s.log.Info("relay stopped", "relay", name, "listen", old.Listen)
 		}
 	}
@@ -144,7 +192,8 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
 			continue
 		}
-		st := &settings{cfg: cfg, mode: cfg.Mode.spliceMode(), targets: targets}
+		st := &settings{cfg: cfg, mode: cfg.Mode.spliceMode(), targets: targets,
+			log: s.log.With("relay", cfg.Name), maxPerSource: int32(max(cfg.MaxFlowsPerSource, 0))}
 		if r, ok := s.running[cfg.Name]; ok {
 			if !r.settings().cfg.Equal(&cfg) {
 				r.update(st)
@@ -157,11 +206,22 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			stats = newRelayStats(cfg.Name)
 			s.stats[cfg.Name] = stats
 		}
+		stats.restart() // a relay stopped while it still had flows counts on
+		src, err := newSources(cfg.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
+			continue
+		}
+		adm := &admission{srv: s, src: src}
 		var r runner
 		if cfg.Protocol == "udp" {
-			r, err = startUDP(s, st, stats)
+			r, err = startUDP(s, st, stats, adm)
 		} else {
-			r, err = startTCP(s, st, stats)
+			r, err = startTCP(s, st, stats, adm)
+		}
+		if errors.Is(err, syscall.EADDRINUSE) && !cfg.ReusePort {
+			err = fmt.Errorf("%w: another socket listens there (a second spliced?); stop it, or set reuse_port = true "+
+				"(--reuse-port) on both to share the address", err)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
@@ -174,13 +234,53 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		}
 		if hasNames(targets) && !s.resolving {
 			s.resolving = true
-			s.resolver.Add(1)
+			s.bg.Add(1)
 			go s.resolve()
 		}
+		if !s.sweeping {
+			s.sweeping = true
+			s.bg.Add(1)
+			go s.sweep()
+		}
 		s.log.Info("relay started", "relay", cfg.Name, "protocol", cfg.Protocol, "listen", r.addr().String(),
-			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String(), "keepalive", cfg.KeepAlive.String())
+			"targets", cfg.Targets, "mode", string(cfg.Mode), "max", cfg.Max, "idle", cfg.Idle.String(), "keepalive", cfg.KeepAlive.String(),
+			"max_flows_per_source", st.maxPerSource, "new_flows_per_source", cfg.NewFlowsPerSource.String())
 	}
+	s.pruneStats()
 	return errors.Join(errs...)
+}
+
+// pruneStats forgets the counts of stopped relays whose last flow has ended, so that a
+// relay removed from the configuration leaves /metrics. Called with s.mu held.
+func (s *Server) pruneStats() {
+	for name, st := range s.stats {
+		if _, ok := s.running[name]; !ok && st.retire() {
+			delete(s.stats, name)
+		}
+	}
+}
+
+// sweep runs every sweepEvery until Shutdown: it removes quiet sources from the running
+// relays' tables, ends their spells of refusals, and prunes stopped relays' counts.
+func (s *Server) sweep() {
+	defer s.bg.Done()
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			for _, r := range s.running {
+				a := r.admission()
+				a.src.sweep(now.UnixNano())
+				a.refs.end(r.settings().log, now)
+			}
+			s.pruneStats()
+			s.mu.Unlock()
+		}
+	}
 }
 
 // Addr returns the address a running relay listens on (with the port chosen, for port
@@ -206,17 +306,22 @@ func (s *Server) ActiveFlows() int {
 func (s *Server) allStats() []*relayStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*relayStats, 0, len(s.stats))
-	for _, st := range s.stats {
-		out = append(out, st)
+	names := make([]string, 0, len(s.stats))
+	for name := range s.stats {
+		names = append(names, name)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	sort.Strings(names)
+	out := make([]*relayStats, len(names))
+	for i, name := range names {
+		out[i] = s.stats[name]
+	}
 	return out
 }
 
 // Shutdown stops every relay accepting, then waits for open flows to finish until ctx
-// ends; then it closes the flows still open and waits for them to wind up, which is
-// prompt. It returns ctx's error if flows had to be closed.
+// ends; then it resets the flows still open (both sockets, SO_LINGER 0: their peers
+// see a reset, not a FIN that would pass for a complete stream) and waits for them to
+// wind up, which is prompt. It returns ctx's error if flows had to be reset.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.down {
@@ -228,7 +333,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		delete(s.running, name)
 	}
 	s.mu.Unlock()
-	s.resolver.Wait()
+	s.bg.Wait()
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -245,11 +350,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, st := range s.allStats() {
 		fs := st.shut()
 		for _, f := range fs {
-			f.closeOnWorker()
+			f.resetOnWorker()
 		}
 		n += len(fs)
 	}
-	s.log.Warn("grace period over; closed the open flows", "flows", n)
+	s.log.Warn("grace period over; reset the open flows", "flows", n)
 	<-done
 	return ctx.Err()
 }
@@ -258,7 +363,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // resolveEvery, until Shutdown. A name that does not resolve keeps its last answer, and
 // is logged once until it resolves again.
 func (s *Server) resolve() {
-	defer s.resolver.Done()
+	defer s.bg.Done()
 	tick := time.NewTicker(resolveEvery)
 	defer tick.Stop()
 	failing := map[string]bool{}

@@ -40,7 +40,8 @@ func TestNoGoroutinePerFlow(t *testing.T) {
 			(<-held).Close()
 		}
 	})
-	srv, addr := startServer(t, RelayConfig{Targets: []string{ln.Addr().String()}})
+	// Every client is 127.0.0.1: no per-source cap.
+	srv, addr := startServer(t, RelayConfig{Targets: []string{ln.Addr().String()}, MaxFlowsPerSource: -1})
 	runtime.GC()
 	before := runtime.NumGoroutine()
 	clients := make([]net.Conn, 0, flows)
@@ -127,8 +128,8 @@ func TestConnectTimeoutSkipsTargets(t *testing.T) {
 		t.Errorf("the flow started after %v, want a little over the connect timeout %v", d, timeout)
 	}
 	sn := srv.stats["test"].snapshot()
-	if sn.refused[hole] != 1 || sn.refused[refusing] != 1 || sn.refused[good] != 0 {
-		t.Errorf("target failures %v, want one for the black hole and one for the refusing target", sn.refused)
+	if sn.tfailed[hole] != 1 || sn.tfailed[refusing] != 1 || sn.tfailed[good] != 0 {
+		t.Errorf("target failures %v, want one for the black hole and one for the refusing target", sn.tfailed)
 	}
 }
 

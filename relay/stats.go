@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/softnet-go/softnet/socket"
 )
 
 // Directions of a flow, as metrics label them.
@@ -24,11 +26,48 @@ type relayStats struct {
 	active   flowList // the open flows
 	accepted int64
 	failed   map[string]int64    // flows that never started, by reason
-	refused  map[string]int64    // target dials that failed, by target
+	refused  map[string]int64    // clients closed at once over a cap, by reason
+	tfailed  map[string]int64    // target dials that failed, by target
 	dropped  map[string]int64    // UDP datagrams the relay itself could not pass on, by reason
 	bytes    [2]int64            // bytes of flows that have ended, by direction
 	endings  [2]map[string]int64 // splice endings by direction and reason
-	closed   bool                // the server shut down: no flow may start
+	closed   bool                // the server shut down, or the relay is retired: no flow may start
+	stopped  bool                // the relay stopped: retire once its last flow ends
+}
+
+// stop marks the relay stopped, its counts to be retired once its flows have ended.
+func (s *relayStats) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// restart marks the relay running again, if a relay of its name starts before its
+// counts were retired.
+func (s *relayStats) restart() {
+	s.mu.Lock()
+	s.stopped = false
+	s.mu.Unlock()
+}
+
+// retire reports whether a stopped relay's last flow has ended; if so, its counts are
+// closed to new flows (a client its listener accepted as it closed is refused) and may
+// be forgotten.
+func (s *relayStats) retire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped || s.active.n != 0 {
+		return false
+	}
+	s.closed = true
+	return true
+}
+
+// rename gives the counts of a relay renamed in place their new name.
+func (s *relayStats) rename(name string) {
+	s.mu.Lock()
+	s.name = name
+	s.mu.Unlock()
 }
 
 func newRelayStats(name string) *relayStats {
@@ -36,6 +75,7 @@ func newRelayStats(name string) *relayStats {
 		name:    name,
 		failed:  map[string]int64{},
 		refused: map[string]int64{},
+		tfailed: map[string]int64{},
 		dropped: map[string]int64{},
 		endings: [2]map[string]int64{{}, {}},
 	}
@@ -115,9 +155,16 @@ func (s *relayStats) drop(err error) {
 	s.mu.Unlock()
 }
 
+// refuse counts a client refused over a cap, by reason.
+func (s *relayStats) refuse(why string) {
+	s.mu.Lock()
+	s.refused[why]++
+	s.mu.Unlock()
+}
+
 func (s *relayStats) targetFailed(target string) {
 	s.mu.Lock()
-	s.refused[target]++
+	s.tfailed[target]++
 	s.mu.Unlock()
 }
 
@@ -127,7 +174,8 @@ type snapshot struct {
 	accepted int64
 	active   int
 	failed   map[string]int64
-	refused  map[string]int64
+	refused  map[string]int64 // by reason, every reason present
+	tfailed  map[string]int64
 	dropped  map[string]int64
 	bytes    [2]int64
 	endings  [2]map[string]int64
@@ -142,9 +190,13 @@ func (s *relayStats) snapshot() snapshot {
 		active:   s.active.n,
 		failed:   clone(s.failed),
 		refused:  clone(s.refused),
+		tfailed:  clone(s.tfailed),
 		dropped:  clone(s.dropped),
 		bytes:    s.bytes,
 		endings:  [2]map[string]int64{clone(s.endings[0]), clone(s.endings[1])},
+	}
+	for _, why := range refusedReasons {
+		sn.refused[why] += 0
 	}
 	for f := s.active.head; f != nil; f = f.next {
 		sn.bytes[0] += f.moved(toTarget)
@@ -215,8 +267,10 @@ func reason(err error) string {
 		return "closed"
 	case errors.Is(err, syscall.EFBIG):
 		return "max"
-	case errors.Is(err, syscall.ETIMEDOUT):
+	case err == socket.ErrIdle:
 		return "idle"
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return "timeout" // keepalive or retransmissions gave up on the peer
 	case errors.Is(err, syscall.EPIPE):
 		return "pipe"
 	case errors.Is(err, syscall.ECONNRESET):

@@ -17,9 +17,11 @@ import (
 
 // settings are what a relay applies to each new flow; a reload swaps them.
 type settings struct {
-	cfg     RelayConfig
-	mode    socket.SpliceMode
-	targets []*target // cfg.Targets, resolved
+	cfg          RelayConfig
+	mode         socket.SpliceMode
+	targets      []*target    // cfg.Targets, resolved
+	log          *slog.Logger // the server's, with the relay's name
+	maxPerSource int32        // cfg.MaxFlowsPerSource in force; 0: no cap
 }
 
 // tcpRelay accepts clients on one listener — a SO_REUSEPORT socket per worker — and
@@ -31,7 +33,7 @@ type tcpRelay struct {
 	srv   *Server
 	ln    *socket.Listener
 	stats *relayStats
-	log   *slog.Logger
+	adm   *admission
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64 // round-robin position among the targets
 	short shortage      // running out of descriptors (or memory) to accept or connect with
@@ -108,11 +110,12 @@ func isShortage(err error) bool {
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-func (r *tcpRelay) settings() *settings { return r.cur.Load() }
+func (r *tcpRelay) settings() *settings   { return r.cur.Load() }
+func (r *tcpRelay) admission() *admission { return r.adm }
 func (r *tcpRelay) update(s *settings) {
 	if old := r.cur.Swap(s); old.cfg.KeepAlive != s.cfg.KeepAlive {
 		if err := r.ln.SetKeepAliveConfig(keepAliveConfig(s.cfg.KeepAlive)); err != nil {
-			r.log.Warn("cannot set keepalive on the relay's listener", "err", err)
+			s.log.Warn("cannot set keepalive on the relay's listener", "err", err)
 		}
 	}
 }
@@ -122,12 +125,12 @@ func (r *tcpRelay) stop()          { r.ln.Close() }
 // setSockBuf sizes the kernel buffers of the clients accepted from now on.
 func (r *tcpRelay) setSockBuf(n int64) error { return r.ln.SetBuffers(int(n), int(n)) }
 
-func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
-	r := &tcpRelay{srv: srv, stats: st, log: srv.log.With("relay", s.cfg.Name)}
+func startTCP(srv *Server, s *settings, st *relayStats, adm *admission) (*tcpRelay, error) {
+	r := &tcpRelay{srv: srv, stats: st, adm: adm}
 	r.cur.Store(s)
 	n := int(srv.sockbuf.Load()) // accepted sockets inherit the listener's buffer sizes
 	lc := socket.ListenConfig{Group: srv.workers, ReadBuffer: n, WriteBuffer: n, KeepAliveConfig: keepAliveConfig(s.cfg.KeepAlive),
-		OnAccept: r.accepted, OnAcceptError: r.acceptFailed}
+		OnAccept: r.accepted, OnAcceptError: r.acceptFailed, ReusePort: s.cfg.ReusePort}
 	ln, err := lc.Listen(s.cfg.Protocol, s.cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -138,7 +141,7 @@ func startTCP(srv *Server, s *settings, st *relayStats) (*tcpRelay, error) {
 
 // acceptFailed logs an accept failure (out of descriptors or memory) once per spell.
 func (r *tcpRelay) acceptFailed(err error, retry time.Duration) {
-	r.short.fail(r.log, "accept", err, retry)
+	r.short.fail(r.settings().log, "accept", err, retry)
 }
 
 // A setup is a TCP flow's connect to a target, on the client's worker: the targets are
@@ -160,6 +163,13 @@ type setup struct {
 // accepted runs on the worker that accepted c: it makes the flow and starts its connect.
 func (r *tcpRelay) accepted(c *socket.Socket) {
 	s := r.settings()
+	src, ok := r.adm.admit(s, r.stats, clientAddr(c))
+	if !ok {
+		// Over a cap: closed with a reset, before a flow or a target costs anything.
+		c.SetLinger(0)
+		c.Close()
+		return
+	}
 	f := &flow{stats: r.stats, client: c}
 	f.pending.Store(1) // the setup
 	su := &setup{r: r, s: s, f: f, first: r.next.Add(1) - 1, seq: r.short.seq.Load()}
@@ -167,8 +177,9 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 	f.setup = su
 	f.done = func() {
 		r.stats.remove(f)
-		if f.target.Load() != nil && r.log.Enabled(r.srv.ctx, slog.LevelDebug) {
-			r.log.Debug("flow ended", "client", c.RemoteAddr().String(), "target", f.target.Load().RemoteAddr().String(),
+		r.adm.release(src)
+		if f.target.Load() != nil && s.log.Enabled(r.srv.ctx, slog.LevelDebug) {
+			s.log.Debug("flow ended", "client", c.RemoteAddr().String(), "target", f.target.Load().RemoteAddr().String(),
 				"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
 		}
 		r.srv.wg.Done()
@@ -218,11 +229,11 @@ func (su *setup) failed(err error) {
 	su.err = err
 	if isShortage(err) {
 		// No descriptor for the target: part of a shortage, logged once for all.
-		su.r.short.fail(su.r.log, "connect", err, 0)
+		su.r.short.fail(su.s.log, "connect", err, 0)
 	}
 	t := su.current()
 	su.r.stats.targetFailed(t.name)
-	su.r.log.Debug("target failed", "target", t.name, "address", su.ap.String(), "err", err)
+	su.s.log.Debug("target failed", "target", t.name, "address", su.ap.String(), "err", err)
 }
 
 // abandon closes the socket of the attempt in progress, with a reset.
@@ -264,9 +275,9 @@ func (su *setup) giveUp() {
 	f.setup = nil
 	r.stats.fail("connect")
 	if isShortage(su.err) {
-		r.log.Debug("no descriptor to connect to a target; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
+		su.s.log.Debug("no descriptor to connect to a target; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
 	} else {
-		r.log.Warn("no target reachable; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
+		su.s.log.Warn("no target reachable; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
 	}
 	f.close()
 	f.release()
@@ -277,7 +288,7 @@ func (su *setup) giveUp() {
 func (su *setup) established() {
 	r, s, f := su.r, su.s, su.f
 	f.setup = nil
-	r.short.ok(r.log, su.seq)
+	r.short.ok(s.log, su.seq)
 	t := f.target.Load()
 	if err := setSockBuf(t, r.srv.sockbuf.Load(), false); err != nil {
 		r.stats.fail("connect")
@@ -289,7 +300,7 @@ func (su *setup) established() {
 	if s.cfg.KeepAlive > 0 {
 		// The client has it from the listener; the target socket is set here.
 		if err := t.SetKeepAliveConfig(keepAliveConfig(s.cfg.KeepAlive)); err != nil {
-			r.log.Debug("cannot set keepalive on the target socket", "target", su.ap.String(), "err", err)
+			s.log.Debug("cannot set keepalive on the target socket", "target", su.ap.String(), "err", err)
 		}
 	}
 	if v := s.cfg.ProxyProtocol; v != ProxyNone {
@@ -299,17 +310,26 @@ func (su *setup) established() {
 		// wait.
 		if err := sendBytes(t, proxyHeader(v, f.client.RemoteAddr(), f.client.LocalAddr())); err != nil {
 			r.stats.fail("proxy_header")
-			r.log.Warn("sending the PROXY header failed", "client", f.client.RemoteAddr().String(), "target", su.ap.String(), "err", err)
+			s.log.Warn("sending the PROXY header failed", "client", f.client.RemoteAddr().String(), "target", su.ap.String(), "err", err)
 			f.abort = true
 			f.close()
 			f.release()
 			return
 		}
 	}
-	if r.log.Enabled(r.srv.ctx, slog.LevelDebug) {
-		r.log.Debug("flow started", "client", f.client.RemoteAddr().String(), "target", su.ap.String())
+	if s.log.Enabled(r.srv.ctx, slog.LevelDebug) {
+		s.log.Debug("flow started", "client", f.client.RemoteAddr().String(), "target", su.ap.String())
 	}
 	f.start(s.mode, s.cfg.Max, s.cfg.Idle, r.srv.budget)
+}
+
+// clientAddr returns the address of an accepted client (unmapped), or the zero Addr if
+// it has none that is TCP.
+func clientAddr(c *socket.Socket) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok && ta != nil {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // sendBytes queues b on so's send sockbuf, in an mbuf chain.

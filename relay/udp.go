@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -25,7 +24,7 @@ type udpRelay struct {
 	srv   *Server
 	ln    *net.UDPConn
 	stats *relayStats
-	log   *slog.Logger
+	adm   *admission
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64
 	done  chan struct{}
@@ -36,10 +35,11 @@ type udpRelay struct {
 	strayBuf []byte // takeStrays' buffer; newFlow runs only on readLoop's goroutine
 }
 
-func (r *udpRelay) settings() *settings { return r.cur.Load() }
-func (r *udpRelay) update(s *settings)  { r.cur.Store(s) }
-func (r *udpRelay) addr() net.Addr      { return r.ln.LocalAddr() }
-func (r *udpRelay) stop()               { r.ln.Close(); <-r.done }
+func (r *udpRelay) settings() *settings   { return r.cur.Load() }
+func (r *udpRelay) admission() *admission { return r.adm }
+func (r *udpRelay) update(s *settings)    { r.cur.Store(s) }
+func (r *udpRelay) addr() net.Addr        { return r.ln.LocalAddr() }
+func (r *udpRelay) stop()                 { r.ln.Close(); <-r.done }
 
 // setSockBuf does nothing: each UDP flow's sockets are sized when they are made.
 func (r *udpRelay) setSockBuf(int64) error { return nil }
@@ -60,12 +60,15 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 // soReusePort is SO_REUSEPORT on Linux (package syscall does not name it).
 const soReusePort = 0xf
 
-// listenReusePort binds the listener with SO_REUSEADDR and SO_REUSEPORT. For port 0 it
-// first lets the kernel pick a port with a plain bind, which no other socket may share:
-// when a socket with the reuse options binds port 0, the kernel may pick a port that
-// another reuse socket (of any process) holds, and the two would share its datagrams.
-func listenReusePort(network, addr string) (*net.UDPConn, error) {
-	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+// listenReusePort binds the listener with SO_REUSEADDR and SO_REUSEPORT. It first binds
+// the address with a plain socket, which no other socket may share, and closes it:
+// for port 0, that lets the kernel pick a port no reuse socket (of any process) holds,
+// where a reuse socket's own pick could land on one and share its datagrams; for
+// another port, unless share is set (reuse_port), it fails with EADDRINUSE when any
+// socket holds the address — another daemon's listener, or the client sockets of this
+// relay's flows still open on it since it last listened there.
+func listenReusePort(network, addr string, share bool) (*net.UDPConn, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && (port == "0" || !share) {
 		pc, err := net.ListenPacket(network, addr)
 		if err != nil {
 			return nil, err
@@ -81,12 +84,12 @@ func listenReusePort(network, addr string) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-func startUDP(srv *Server, s *settings, st *relayStats) (*udpRelay, error) {
-	ln, err := listenReusePort(s.cfg.Protocol, s.cfg.Listen)
+func startUDP(srv *Server, s *settings, st *relayStats, adm *admission) (*udpRelay, error) {
+	ln, err := listenReusePort(s.cfg.Protocol, s.cfg.Listen, s.cfg.ReusePort)
 	if err != nil {
 		return nil, err
 	}
-	r := &udpRelay{srv: srv, ln: ln, stats: st, log: srv.log.With("relay", s.cfg.Name),
+	r := &udpRelay{srv: srv, ln: ln, stats: st, adm: adm,
 		done: make(chan struct{}), flows: map[netip.AddrPort]*flow{}}
 	r.cur.Store(s)
 	go r.readLoop()
@@ -102,7 +105,7 @@ func (r *udpRelay) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			r.log.Debug("read failed", "err", err)
+			r.settings().log.Debug("read failed", "err", err)
 			continue
 		}
 		r.dispatch(from, buf[:n])
@@ -183,11 +186,21 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	s := r.settings()
 	r.stats.accept()
+	src, ok := r.adm.admit(s, r.stats, client.Addr())
+	if !ok {
+		return nil
+	}
+	made := false
+	defer func() {
+		if !made {
+			r.adm.release(src)
+		}
+	}()
 	d := net.Dialer{LocalAddr: r.ln.LocalAddr(), Control: reusePort}
 	cc, err := d.Dial(s.cfg.Protocol, client.String())
 	if err != nil {
 		r.stats.fail("client_socket")
-		r.log.Warn("cannot open a socket for the client", "client", client, "err", err)
+		s.log.Warn("cannot open a socket for the client", "client", client, "err", err)
 		return nil
 	}
 	if r.strayBuf == nil {
@@ -213,7 +226,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	}
 	if err != nil {
 		r.stats.fail("client_socket")
-		r.log.Warn("cannot take over the client's socket", "client", client, "err", err)
+		s.log.Warn("cannot take over the client's socket", "client", client, "err", err)
 		return nil
 	}
 	tg := s.targets[(r.next.Add(1)-1)%uint64(len(s.targets))]
@@ -231,7 +244,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 		c.Close()
 		r.stats.targetFailed(addr)
 		r.stats.fail("connect")
-		r.log.Warn("cannot open a socket to the target", "target", addr, "err", err)
+		s.log.Warn("cannot open a socket to the target", "target", addr, "err", err)
 		return nil
 	}
 	f := &flow{stats: r.stats, udp: true, client: c}
@@ -259,11 +272,13 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	for _, d := range own {
 		r.sendOn(f, d)
 	}
-	r.log.Debug("flow started", "client", client, "target", addr)
+	s.log.Debug("flow started", "client", client, "target", addr)
 	r.srv.wg.Add(1)
+	made = true
 	f.done = func() {
 		r.stats.remove(f)
-		r.log.Debug("flow ended", "client", client, "target", addr,
+		r.adm.release(src)
+		s.log.Debug("flow ended", "client", client, "target", addr,
 			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
 		r.srv.wg.Done()
 	}

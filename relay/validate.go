@@ -27,11 +27,18 @@ func (c *Config) Validate() error {
 			global("admin", strconv.Quote(c.Admin), err)
 		}
 	}
+	if c.AdminPublic && c.AdminTokenFile == "" && c.Admin != "off" {
+		global("admin_token_file", "", errors.New("required with admin_public (--admin-public): "+
+			"an admin endpoint off loopback must ask every client but /healthz for a bearer token"))
+	}
 	if c.Workers < 0 || c.Workers > 1024 {
 		global("workers", strconv.Itoa(c.Workers), errors.New("must be between 0 (one per CPU) and 1024"))
 	}
 	if c.MemLimit < 0 {
 		global("mem_limit", strconv.FormatInt(c.MemLimit, 10), errors.New("must not be negative"))
+	}
+	if c.MaxFlows < 0 || c.MaxFlows > MaxMaxFlows {
+		global("max_flows", strconv.FormatInt(c.MaxFlows, 10), fmt.Errorf("want 0 (derived from the descriptor limit: %d now) to %d", DefaultMaxFlows(), MaxMaxFlows))
 	}
 	if c.SockBuf != 0 && (c.SockBuf < MinSockBuf || c.SockBuf > MaxSockBuf) {
 		global("sockbuf", strconv.FormatInt(c.SockBuf, 10), fmt.Errorf("must be 0 (the kernel's autotuning) or from %s to %s",
@@ -48,6 +55,7 @@ func (c *Config) Validate() error {
 	}
 	names := map[string]int{}
 	var listeners []listenerKey
+	ends := make([]relayEnds, len(c.Relays))
 	for i := range c.Relays {
 		r := &c.Relays[i]
 		bad := func(key, value string, err error) {
@@ -74,14 +82,18 @@ func (c *Config) Validate() error {
 			}
 			lk.relay = r.Name
 			listeners = append(listeners, lk)
+			ends[i].listen, ends[i].ok = lk, true
 		}
 		if len(r.Targets) == 0 {
 			bad("targets", "", errors.New("missing: give at least one host:port"))
 		}
 		for _, t := range r.Targets {
-			if err := checkTarget(t); err != nil {
+			addrs, err := checkTarget(t)
+			if err != nil {
 				bad("targets", strconv.Quote(t), err)
+				continue
 			}
+			ends[i].targets = append(ends[i].targets, targetAddrs{t, addrs})
 		}
 		if r.Max < 0 {
 			bad("max", strconv.FormatInt(r.Max, 10), errors.New("must not be negative"))
@@ -112,6 +124,12 @@ func (c *Config) Validate() error {
 		if r.ConnectTimeout < 0 || r.ConnectTimeout > MaxConnectTimeout || r.ConnectTimeout > 0 && r.ConnectTimeout < time.Millisecond {
 			bad("connect_timeout", strconv.Quote(r.ConnectTimeout.String()), fmt.Errorf("want 1ms to %v (0: the default, %v)", MaxConnectTimeout, DefaultConnectTimeout))
 		}
+		if r.MaxFlowsPerSource < -1 || r.MaxFlowsPerSource > MaxMaxFlows {
+			bad("max_flows_per_source", strconv.Itoa(r.MaxFlowsPerSource), fmt.Errorf("want 1 to %d, or 0 for no cap (unset: %d)", MaxMaxFlows, DefaultMaxFlowsPerSource))
+		}
+		if n := r.NewFlowsPerSource; n.N < 0 || n.N > 0 && (n.Per < time.Millisecond || n.Per/time.Duration(n.N) <= 0) {
+			bad("new_flows_per_source", strconv.Quote(n.String()), errors.New(`want a rate such as "100/s"`))
+		}
 		switch r.ProxyProtocol {
 		case ProxyNone:
 		case ProxyV1, ProxyV2:
@@ -122,6 +140,11 @@ func (c *Config) Validate() error {
 			bad("proxy_protocol", strconv.Itoa(int(r.ProxyProtocol)), errors.New(`want "v1" or "v2"`))
 		}
 	}
+	admin := c.Admin
+	if admin == "" {
+		admin = DefaultAdmin
+	}
+	errs = append(errs, c.checkLoops(ends, admin)...)
 	return errors.Join(errs...)
 }
 
@@ -172,19 +195,23 @@ func checkListen(proto, addr string) (listenerKey, error) {
 
 // checkTarget checks a target address: host:port, a port 1-65535 and a host that
 // resolves.
-func checkTarget(addr string) error {
-	host, _, err := splitHostPort(addr, 1)
+func checkTarget(addr string) ([]netip.AddrPort, error) {
+	host, port, err := splitHostPort(addr, 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if host == "" {
-		return errors.New("missing host (write 127.0.0.1:PORT for this machine)")
+		return nil, errors.New("missing host (write 127.0.0.1:PORT for this machine)")
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.AddrPort{netip.AddrPortFrom(ip, port)}, nil
 	}
-	_, err = resolve(host)
-	return err
+	ips, err := resolve(host)
+	out := make([]netip.AddrPort, len(ips))
+	for i, ip := range ips {
+		out[i] = netip.AddrPortFrom(ip, port)
+	}
+	return out, err
 }
 
 // checkAdmin checks the admin endpoint's address: host:port with a loopback host, unless
@@ -197,7 +224,8 @@ func checkAdmin(addr string, public bool) error {
 	if public {
 		return nil
 	}
-	const hint = "the admin endpoint serves pprof and must stay on loopback (127.0.0.1, ::1); set admin_public = true (--admin-public) to allow it"
+	const hint = "the admin endpoint serves the daemon's metrics and internals and must stay on loopback (127.0.0.1, ::1); " +
+		"set admin_public = true (--admin-public), with admin_token_file (--admin-token-file), to allow it"
 	if host == "" {
 		return errors.New("listens on every interface: " + hint)
 	}

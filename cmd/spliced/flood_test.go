@@ -308,7 +308,7 @@ func floodTCP(t *testing.T, mode string) {
 		got.Add(int64(n))
 	})
 	d := startDaemon(t, "--listen", "127.0.0.1:0", "--to", target, "--mode", mode, "--mem-limit", strconv.Itoa(floodMemLimit),
-		"--sockbuf", sockbuf, "--idle", "0", "--grace", "1s")
+		"--sockbuf", sockbuf, "--idle", "0", "--grace", "1s", "--max-flows-per-source", "0")
 	pid := d.cmd.Process.Pid
 	rss0, _ := procStat(t, pid)
 	deadlock := bound(t, d, floodBound+*floodStall)

@@ -1,5 +1,7 @@
-// Package flowtable is the UDP relay's flow table: a hash table from a client's address
-// (netip.AddrPort) to its flow, whose readers never lock.
+// Package flowtable is a hash table from a client's address (netip.AddrPort) to its
+// state, whose readers never lock: the relay's per-source table, which every worker
+// reads on every accept to apply the per-source caps and which is written only when a
+// source comes or goes, is one.
 //
 // One goroutine, the owner (the softnet worker that owns the flows), inserts, replaces,
 // deletes and expires entries. Any goroutine — other workers, the admin endpoint — may
