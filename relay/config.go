@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/softnet-go/softnet/socket"
@@ -148,6 +149,36 @@ type RelayConfig struct {
 	ProxyProtocol ProxyVersion
 }
 
+// withDefaults returns r as a relay runs it: every setting left at zero given its
+// default (the Default constants above), Off turned into 0 (none), its targets its own.
+func (r RelayConfig) withDefaults() RelayConfig {
+	r.Targets = slices.Clone(r.Targets)
+	if r.Protocol == "" {
+		r.Protocol = "tcp"
+	}
+	if r.Mode == "" {
+		r.Mode = ModeAuto
+	}
+	switch {
+	case r.Idle == Off:
+		r.Idle = 0 // none
+	case r.Idle == 0 && r.Protocol == "udp":
+		r.Idle = DefaultUDPIdle
+	case r.Idle == 0:
+		r.Idle = DefaultTCPIdle
+	}
+	if r.KeepAlive == 0 && r.Protocol != "udp" {
+		r.KeepAlive = DefaultKeepAlive
+	}
+	if r.ConnectTimeout == 0 {
+		r.ConnectTimeout = DefaultConnectTimeout
+	}
+	if r.MaxFlowsPerSource == 0 {
+		r.MaxFlowsPerSource = DefaultMaxFlowsPerSource
+	}
+	return r
+}
+
 // Mode is how a relay moves bytes.
 type Mode string
 
@@ -158,26 +189,28 @@ const (
 	ModeKernel Mode = "kernel"
 )
 
-// ParseMode parses the name of a mode: "auto", "user" or "kernel"; "" is ModeAuto.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(s); m {
-	case ModeAuto, ModeUser, ModeKernel:
-		return m, nil
-	case "":
-		return ModeAuto, nil
-	}
-	return "", fmt.Errorf("unknown mode %q (want auto, user or kernel)", s)
+// spliceModes are the modes and the socket splice mode each stands for: the one place
+// that knows them.
+var spliceModes = map[Mode]socket.SpliceMode{
+	ModeAuto:   socket.SpliceAuto,
+	ModeUser:   socket.SpliceUser,
+	ModeKernel: socket.SpliceKernel,
 }
 
-// spliceMode returns the socket splice mode of m.
-func (m Mode) spliceMode() socket.SpliceMode {
-	switch m {
-	case ModeUser:
-		return socket.SpliceUser
-	case ModeKernel:
-		return socket.SpliceKernel
+// ParseMode parses the name of a mode: "auto", "user" or "kernel"; "" is ModeAuto.
+func ParseMode(s string) (Mode, error) {
+	if s == "" {
+		return ModeAuto, nil
 	}
-	return socket.SpliceAuto
+	if _, ok := spliceModes[Mode(s)]; !ok {
+		return "", fmt.Errorf("unknown mode %q (want auto, user or kernel)", s)
+	}
+	return Mode(s), nil
+}
+
+// spliceMode returns the socket splice mode of m ("": SpliceAuto).
+func (m Mode) spliceMode() socket.SpliceMode {
+	return spliceModes[m] // the zero SpliceMode is SpliceAuto
 }
 
 // ProxyVersion is the version of the PROXY protocol header sent to targets; ProxyNone

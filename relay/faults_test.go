@@ -167,7 +167,7 @@ func echoFlow(addr string, prefix []byte, size int, seed uint64) flowOutcome {
 func checkOutcomes(t *testing.T, srv *Server, name string, outs []flowOutcome) int {
 	t.Helper()
 	waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-	sn := srv.stats[name].snapshot()
+	sn := srv.snap(name)
 	exact, broken := 0, 0
 	for i, o := range outs {
 		if !o.prefix {
@@ -328,7 +328,7 @@ func TestFaultsUDP(t *testing.T) {
 			uma.SetFailureRate(0)
 			injected := allocFailures() - f0
 			waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-			sn := srv.stats["test"].snapshot()
+			sn := srv.snap("test")
 			t.Logf("%d datagrams: %d echoed byte-exact, %d lost, %d corrupted; %d allocation failures injected; endings %v failed %v",
 				clients*msgs, ok, lost, bad, injected, sn.endings, sn.failed)
 			if bad > 0 {

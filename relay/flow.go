@@ -32,7 +32,7 @@ type flow struct {
 
 	setup *setup // the TCP connect in progress; nil once the splices run
 
-	prev, next *flow // on relayStats.active, under its mu
+	prev, next *flow // on its relay's flowSet, under its mu
 }
 
 // moved returns the bytes one direction has moved so far.

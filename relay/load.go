@@ -13,7 +13,8 @@ import (
 )
 
 // LoadConfig reads a TOML configuration file (the format is in the package
-// documentation), fills in defaults and validates it. Every problem found is reported,
+// documentation), fills in defaults, validates it and checks it against this host
+// (Config.Validate, Config.CheckHost). Every problem found is reported,
 // each as a *ConfigError naming the file, line, key and value, joined with errors.Join;
 // unknown keys are problems too.
 func LoadConfig(path string) (*Config, error) {
@@ -39,7 +40,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	c := &config{}
 	c.convert(&raw)
 	c.unknownKeys(md)
-	if err := c.cfg.Validate(); err != nil {
+	if err := errors.Join(c.cfg.Validate(), c.cfg.CheckHost()); err != nil {
 		// A key that could not be converted was already reported.
 		seen := map[lineKey]bool{}
 		for _, e := range c.errs {

@@ -11,7 +11,7 @@ import (
 // A relay whose target leads back to itself — its own listen address, or a ring of
 // relays of the same daemon (x → y → x) — would take each client round the ring until
 // every descriptor is gone; one listening on the admin endpoint's address fails as it
-// starts. Validate refuses both; a plain chain (y → x → elsewhere) stays allowed.
+// starts. Config.CheckHost refuses both; a plain chain (y → x → elsewhere) stays allowed.
 
 // relayEnds is what the loop check knows of one relay: its listener and the addresses
 // of its targets.

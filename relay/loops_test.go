@@ -1,11 +1,12 @@
 package relay
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
 
-func TestValidateRefusesLoops(t *testing.T) {
+func TestCheckHostRefusesLoops(t *testing.T) {
 	r := func(name, listen string, targets ...string) RelayConfig {
 		return RelayConfig{Name: name, Protocol: "tcp", Listen: listen, Targets: targets}
 	}
@@ -43,7 +44,7 @@ func TestValidateRefusesLoops(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Config{Admin: tt.admin, Relays: tt.relays}
-			err := c.Validate()
+			err := errors.Join(c.Validate(), c.CheckHost())
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Validate = %v, want nil", err)

@@ -99,8 +99,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
-	for _, st := range c.srv.allStats() {
-		sn := st.snapshot()
+	for _, rec := range c.srv.allRecords() {
+		sn := rec.stats.snapshot(rec.flows)
 		counter(descAccepted, sn.accepted, sn.name)
 		gauge(descActive, int64(sn.active), sn.name)
 		for why, n := range sn.failed {

@@ -11,7 +11,7 @@ import (
 // collector passes the registry's consistency checks.
 func TestDroppedDatagramsMetric(t *testing.T) {
 	srv, _ := startServer(t, RelayConfig{Protocol: "udp", Targets: []string{"127.0.0.1:9"}})
-	st := srv.allStats()[0]
+	st := srv.allRecords()[0].stats
 	st.drop(syscall.ENOBUFS)
 	st.drop(syscall.ENOBUFS)
 	st.drop(errNoFlow)

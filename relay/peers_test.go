@@ -89,7 +89,7 @@ func withHealthyFlow(t *testing.T, addr string, bad func()) {
 func flowEndings(t *testing.T, srv *Server) [2]map[string]int64 {
 	t.Helper()
 	waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-	return srv.stats["test"].snapshot().endings
+	return srv.snap("test").endings
 }
 
 // notEOF counts the endings of both directions that are not a clean EOF.

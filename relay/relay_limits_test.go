@@ -26,7 +26,7 @@ func TestTCPMax(t *testing.T) {
 			t.Fatalf("target got %d bytes, want max = 1000", len(b))
 		}
 		waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-		if n := srv.stats["test"].snapshot().endings[toTarget]["max"]; n != 1 {
+		if n := srv.snap("test").endings[toTarget]["max"]; n != 1 {
 			t.Errorf("max endings = %d", n)
 		}
 	})
@@ -46,7 +46,7 @@ func TestTCPIdle(t *testing.T) {
 			t.Errorf("idle flow closed after %v, want about 200ms", d)
 		}
 		waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-		sn := srv.stats["test"].snapshot()
+		sn := srv.snap("test")
 		if sn.endings[toTarget]["idle"] != 1 || sn.endings[toClient]["idle"] != 1 {
 			t.Errorf("endings: %v", sn.endings)
 		}
@@ -84,7 +84,7 @@ func TestTCPDeadTarget(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("client closed after %v", d)
 		}
-		sn := srv.stats["test"].snapshot()
+		sn := srv.snap("test")
 		if sn.failed["connect"] != 1 || sn.tfailed[dead] != 1 {
 			t.Errorf("failed %v, refused %v", sn.failed, sn.tfailed)
 		}
@@ -108,7 +108,7 @@ func TestTCPRoundRobin(t *testing.T) {
 	if seq != "abba" && seq != "abab" {
 		t.Errorf("targets in turn: %q", seq)
 	}
-	if n := srv.stats["test"].snapshot().tfailed[dead]; n < 1 {
+	if n := srv.snap("test").tfailed[dead]; n < 1 {
 		t.Errorf("dead target counted %d times", n)
 	}
 }

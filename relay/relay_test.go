@@ -125,7 +125,7 @@ func TestTCPEcho(t *testing.T) {
 		}
 		c.Close()
 		waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-		sn := srv.stats["test"].snapshot()
+		sn := srv.snap("test")
 		if sn.accepted != 1 || sn.bytes[0] != int64(len(data)) || sn.bytes[1] != int64(len(data)) ||
 			sn.endings[0]["eof"] != 1 || sn.endings[1]["eof"] != 1 {
 			t.Errorf("stats: %+v", sn)
@@ -186,4 +186,12 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// snap returns the snapshot of the counts of the relay called name.
+func (s *Server) snap(name string) snapshot {
+	s.mu.Lock()
+	rec := s.records[name]
+	s.mu.Unlock()
+	return rec.stats.snapshot(rec.flows)
 }

@@ -75,13 +75,13 @@ func TestUDPFlows(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		sn := srv.stats["test"].snapshot()
+		sn := srv.snap("test")
 		if sn.accepted != clients {
 			t.Errorf("%d flows for %d clients", sn.accepted, clients)
 		}
 		// Idle flows expire.
 		waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
-		sn = srv.stats["test"].snapshot()
+		sn = srv.snap("test")
 		if sn.endings[toTarget]["idle"] != clients || sn.bytes[toClient] != sn.bytes[toTarget]+5*clients*msgs {
 			t.Errorf("after expiry: %+v", sn)
 		}
@@ -142,7 +142,7 @@ func TestUDPManyNewClientsAtOnce(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := srv.allStats()[0].snapshot().accepted; got != clients {
+	if got := srv.allRecords()[0].stats.accepted.Load(); got != clients {
 		t.Errorf("%d flows for %d clients", got, clients)
 	}
 }

@@ -121,7 +121,7 @@ func TestReloadRenameKeepsListener(t *testing.T) {
 	if got := relaysInMetrics(t, srv); got["a"] || !got["b"] {
 		t.Errorf("relays in /metrics after the rename: %v, want b only", got)
 	}
-	if n := srv.stats["b"].snapshot().active; n != 1 {
+	if n := srv.snap("b").active; n != 1 {
 		t.Errorf("b has %d open flows, want the one opened under a", n)
 	}
 

@@ -36,8 +36,8 @@ type Server struct {
 	bg     sync.WaitGroup
 
 	mu        sync.Mutex
-	running   map[string]runner      // by relay name
-	stats     map[string]*relayStats // by relay name, kept while a stopped relay has flows
+	running   map[string]runner       // by relay name
+	records   map[string]*relayRecord // by relay name, kept while a stopped relay has flows
 	down      bool
 	resolving bool // the resolver goroutine runs
 	sweeping  bool // the sweeper goroutine runs
@@ -76,7 +76,7 @@ func NewServer(opt ServerOptions) *Server {
 	s := &Server{log: opt.Log, workers: opt.Workers, ctx: ctx, cancel: cancel,
 		lookup: net.DefaultResolver.LookupNetIP, quit: make(chan struct{}),
 		budget:  socket.NewBufferBudget(BulkSockBufBudget, 0),
-		running: map[string]runner{}, stats: map[string]*relayStats{}}
+		running: map[string]runner{}, records: map[string]*relayRecord{}}
 	s.sockbuf.Store(opt.SockBuf)
 	s.SetMaxFlows(opt.MaxFlows)
 	return s
@@ -123,31 +123,7 @@ func (s *Server) Apply(relays []RelayConfig) error {
 	}
 	relays = slices.Clone(relays)
 	for i := range relays {
-		r := &relays[i]
-		r.Targets = slices.Clone(r.Targets)
-		if r.Protocol == "" {
-			r.Protocol = "tcp"
-		}
-		if r.Mode == "" {
-			r.Mode = ModeAuto
-		}
-		switch {
-		case r.Idle == Off:
-			r.Idle = 0 // none
-		case r.Idle == 0 && r.Protocol == "udp":
-			r.Idle = DefaultUDPIdle
-		case r.Idle == 0:
-			r.Idle = DefaultTCPIdle
-		}
-		if r.KeepAlive == 0 && r.Protocol != "udp" {
-			r.KeepAlive = DefaultKeepAlive
-		}
-		if r.ConnectTimeout == 0 {
-			r.ConnectTimeout = DefaultConnectTimeout
-		}
-		if r.MaxFlowsPerSource == 0 {
-			r.MaxFlowsPerSource = DefaultMaxFlowsPerSource
-		}
+		relays[i] = relays[i].withDefaults()
 	}
 	want := map[string]*RelayConfig{}
 	for i := range relays {
@@ -164,10 +140,10 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			if _, taken := s.running[nn]; !taken && n.Protocol == old.Protocol && n.Listen == old.Listen {
 				delete(s.running, name)
 				s.running[nn] = r
-				st := s.stats[name]
-				delete(s.stats, name)
-				st.rename(nn)
-				s.stats[nn] = st
+				rec := s.records[name]
+				delete(s.records, name)
+				rec.stats.rename(nn)
+				s.records[nn] = rec
 				s.log.Info("relay renamed", "relay", nn, "was", name, "listen", old.Listen)
 				break
 			}
@@ -179,7 +155,7 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			r.stop()
 			delete(s.running, name)
 			if !ok {
-				s.stats[name].stop() // leaves /metrics with its last flow
+				s.records[name].flows.stop() // leaves /metrics with its last flow
 			}
 			s.log.Info("relay stopped", "relay", name, "listen", old.Listen)
 		}
@@ -201,12 +177,12 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			}
 			continue
 		}
-		stats := s.stats[cfg.Name]
-		if stats == nil {
-			stats = newRelayStats(cfg.Name)
-			s.stats[cfg.Name] = stats
+		rec := s.records[cfg.Name]
+		if rec == nil {
+			rec = &relayRecord{stats: newRelayStats(cfg.Name), flows: &flowSet{}}
+			s.records[cfg.Name] = rec
 		}
-		stats.restart() // a relay stopped while it still had flows counts on
+		rec.flows.restart() // a relay stopped while it still had flows counts on
 		src, err := newSources(cfg.Name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay %q: %w", cfg.Name, err))
@@ -215,9 +191,9 @@ func (s *Server) Apply(relays []RelayConfig) error {
 		adm := &admission{srv: s, src: src}
 		var r runner
 		if cfg.Protocol == "udp" {
-			r, err = startUDP(s, st, stats, adm)
+			r, err = startUDP(s, st, rec, adm)
 		} else {
-			r, err = startTCP(s, st, stats, adm)
+			r, err = startTCP(s, st, rec, adm)
 		}
 		if errors.Is(err, syscall.EADDRINUSE) && !cfg.ReusePort {
 			err = fmt.Errorf("%w: another socket listens there (a second spliced?); stop it, or set reuse_port = true "+
@@ -253,9 +229,9 @@ func (s *Server) Apply(relays []RelayConfig) error {
 // pruneStats forgets the counts of stopped relays whose last flow has ended, so that a
 // relay removed from the configuration leaves /metrics. Called with s.mu held.
 func (s *Server) pruneStats() {
-	for name, st := range s.stats {
-		if _, ok := s.running[name]; !ok && st.retire() {
-			delete(s.stats, name)
+	for name, rec := range s.records {
+		if _, ok := s.running[name]; !ok && rec.flows.retire() {
+			delete(s.records, name)
 		}
 	}
 }
@@ -297,23 +273,31 @@ func (s *Server) Addr(name string) net.Addr {
 // ActiveFlows returns the number of open flows of every relay, running or stopped.
 func (s *Server) ActiveFlows() int {
 	n := 0
-	for _, st := range s.allStats() {
-		n += st.snapshot().active
+	for _, rec := range s.allRecords() {
+		n += rec.flows.open()
 	}
 	return n
 }
 
-func (s *Server) allStats() []*relayStats {
+// A relayRecord is what a relay name keeps across reloads, and while a stopped relay
+// still has flows: its counts and its open flows.
+type relayRecord struct {
+	stats *relayStats
+	flows *flowSet
+}
+
+// allRecords returns the records of every relay, running or stopped, by name.
+func (s *Server) allRecords() []*relayRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.stats))
-	for name := range s.stats {
+	names := make([]string, 0, len(s.records))
+	for name := range s.records {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	out := make([]*relayStats, len(names))
+	out := make([]*relayRecord, len(names))
 	for i, name := range names {
-		out[i] = s.stats[name]
+		out[i] = s.records[name]
 	}
 	return out
 }
@@ -347,8 +331,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel() // abort connects in progress
 	n := 0
-	for _, st := range s.allStats() {
-		fs := st.shut()
+	for _, rec := range s.allRecords() {
+		fs := rec.flows.shut()
 		for _, f := range fs {
 			f.resetOnWorker()
 		}

@@ -95,7 +95,7 @@ func TestShutdownGrace(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != context.DeadlineExceeded {
 		t.Fatalf("shutdown with a stuck flow: %v", err)
 	}
-	if n := srv.stats["r"].snapshot().endings[toTarget]["closed"]; n != 1 {
+	if n := srv.snap("r").endings[toTarget]["closed"]; n != 1 {
 		t.Errorf("closed endings: %d", n)
 	}
 }

@@ -127,7 +127,7 @@ func TestConnectTimeoutSkipsTargets(t *testing.T) {
 	if d := time.Since(start); d < timeout || d > timeout+2*time.Second {
 		t.Errorf("the flow started after %v, want a little over the connect timeout %v", d, timeout)
 	}
-	sn := srv.stats["test"].snapshot()
+	sn := srv.snap("test")
 	if sn.tfailed[hole] != 1 || sn.tfailed[refusing] != 1 || sn.tfailed[good] != 0 {
 		t.Errorf("target failures %v, want one for the black hole and one for the refusing target", sn.tfailed)
 	}
@@ -146,7 +146,7 @@ func TestNoTargetReachable(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("client closed after %v", d)
 	}
-	waitFor(t, func() bool { return srv.stats["test"].snapshot().failed["connect"] == 1 && srv.ActiveFlows() == 0 })
+	waitFor(t, func() bool { return srv.snap("test").failed["connect"] == 1 && srv.ActiveFlows() == 0 })
 }
 
 // TestShutdownDuringConnect: a shutdown whose grace runs out closes flows still

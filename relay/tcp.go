@@ -33,6 +33,7 @@ type tcpRelay struct {
 	srv   *Server
 	ln    *socket.Listener
 	stats *relayStats
+	flows *flowSet
 	adm   *admission
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64 // round-robin position among the targets
@@ -125,8 +126,8 @@ func (r *tcpRelay) stop()          { r.ln.Close() }
 // setSockBuf sizes the kernel buffers of the clients accepted from now on.
 func (r *tcpRelay) setSockBuf(n int64) error { return r.ln.SetBuffers(int(n), int(n)) }
 
-func startTCP(srv *Server, s *settings, st *relayStats, adm *admission) (*tcpRelay, error) {
-	r := &tcpRelay{srv: srv, stats: st, adm: adm}
+func startTCP(srv *Server, s *settings, rec *relayRecord, adm *admission) (*tcpRelay, error) {
+	r := &tcpRelay{srv: srv, stats: rec.stats, flows: rec.flows, adm: adm}
 	r.cur.Store(s)
 	n := int(srv.sockbuf.Load()) // accepted sockets inherit the listener's buffer sizes
 	lc := socket.ListenConfig{Group: srv.workers, ReadBuffer: n, WriteBuffer: n, KeepAliveConfig: keepAliveConfig(s.cfg.KeepAlive),
@@ -176,7 +177,7 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 	c.Worker().InitTimer(&su.timer, su.timedOut)
 	f.setup = su
 	f.done = func() {
-		r.stats.remove(f)
+		r.flows.remove(f)
 		r.adm.release(src)
 		if f.target.Load() != nil && s.log.Enabled(r.srv.ctx, slog.LevelDebug) {
 			s.log.Debug("flow ended", "client", c.RemoteAddr().String(), "target", f.target.Load().RemoteAddr().String(),
@@ -185,7 +186,8 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 		r.srv.wg.Done()
 	}
 	r.srv.wg.Add(1)
-	if !r.stats.acceptFlow(f) {
+	r.stats.accept()
+	if !r.flows.add(f) {
 		f.close() // the server is shutting down
 		return
 	}

@@ -24,6 +24,7 @@ type udpRelay struct {
 	srv   *Server
 	ln    *net.UDPConn
 	stats *relayStats
+	open  *flowSet
 	adm   *admission
 	cur   atomic.Pointer[settings]
 	next  atomic.Uint64
@@ -84,12 +85,12 @@ func listenReusePort(network, addr string, share bool) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-func startUDP(srv *Server, s *settings, st *relayStats, adm *admission) (*udpRelay, error) {
+func startUDP(srv *Server, s *settings, rec *relayRecord, adm *admission) (*udpRelay, error) {
 	ln, err := listenReusePort(s.cfg.Protocol, s.cfg.Listen, s.cfg.ReusePort)
 	if err != nil {
 		return nil, err
 	}
-	r := &udpRelay{srv: srv, ln: ln, stats: st, adm: adm,
+	r := &udpRelay{srv: srv, ln: ln, stats: rec.stats, open: rec.flows, adm: adm,
 		done: make(chan struct{}), flows: map[netip.AddrPort]*flow{}}
 	r.cur.Store(s)
 	go r.readLoop()
@@ -259,7 +260,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 		}
 		r.mu.Unlock()
 	}
-	if !r.stats.add(f) {
+	if !r.open.add(f) {
 		f.close()
 		return nil
 	}
@@ -276,7 +277,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	r.srv.wg.Add(1)
 	made = true
 	f.done = func() {
-		r.stats.remove(f)
+		r.open.remove(f)
 		r.adm.release(src)
 		s.log.Debug("flow ended", "client", client, "target", addr,
 			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))

@@ -13,10 +13,11 @@ import (
 // resolveTimeout bounds the lookup of one host name during validation.
 const resolveTimeout = 5 * time.Second
 
-// Validate checks every setting of c and returns nil or the problems found, each a
-// *ConfigError naming the key and the value, joined with errors.Join. Host names of
-// listen addresses and targets must resolve; two relays may not listen on the same
-// protocol and port when their addresses overlap.
+// Validate checks every setting of c on its own, without looking anything up, and
+// returns nil or the problems found, each a *ConfigError naming the key and the value,
+// joined with errors.Join: syntax and ranges, unique names, and no two relays listening
+// on the same protocol and port with overlapping addresses. What depends on the host —
+// names that resolve, loops through its addresses — is CheckHost's.
 func (c *Config) Validate() error {
 	var errs []error
 	global := func(key, value string, err error) {
@@ -55,7 +56,6 @@ func (c *Config) Validate() error {
 	}
 	names := map[string]int{}
 	var listeners []listenerKey
-	ends := make([]relayEnds, len(c.Relays))
 	for i := range c.Relays {
 		r := &c.Relays[i]
 		bad := func(key, value string, err error) {
@@ -82,18 +82,14 @@ func (c *Config) Validate() error {
 			}
 			lk.relay = r.Name
 			listeners = append(listeners, lk)
-			ends[i].listen, ends[i].ok = lk, true
 		}
 		if len(r.Targets) == 0 {
 			bad("targets", "", errors.New("missing: give at least one host:port"))
 		}
 		for _, t := range r.Targets {
-			addrs, err := checkTarget(t)
-			if err != nil {
+			if _, _, err := checkTarget(t); err != nil {
 				bad("targets", strconv.Quote(t), err)
-				continue
 			}
-			ends[i].targets = append(ends[i].targets, targetAddrs{t, addrs})
 		}
 		if r.Max < 0 {
 			bad("max", strconv.FormatInt(r.Max, 10), errors.New("must not be negative"))
@@ -112,14 +108,10 @@ func (c *Config) Validate() error {
 		case r.KeepAlive != 0 && r.Protocol == "udp":
 			bad("keepalive", strconv.Quote(r.KeepAlive.String()), errors.New("TCP keepalive is for TCP relays only"))
 		}
-		switch r.Mode {
-		case ModeAuto, ModeUser, "":
-		case ModeKernel:
-			if r.Protocol == "udp" {
-				bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
-			}
-		default:
+		if _, err := ParseMode(string(r.Mode)); err != nil {
 			bad("mode", strconv.Quote(string(r.Mode)), errors.New("want auto, user or kernel"))
+		} else if r.Mode == ModeKernel && r.Protocol == "udp" {
+			bad("mode", strconv.Quote(string(r.Mode)), errors.New("kernel splicing (splice(2)) is for TCP relays only"))
 		}
 		if r.ConnectTimeout < 0 || r.ConnectTimeout > MaxConnectTimeout || r.ConnectTimeout > 0 && r.ConnectTimeout < time.Millisecond {
 			bad("connect_timeout", strconv.Quote(r.ConnectTimeout.String()), fmt.Errorf("want 1ms to %v (0: the default, %v)", MaxConnectTimeout, DefaultConnectTimeout))
@@ -140,9 +132,72 @@ func (c *Config) Validate() error {
 			bad("proxy_protocol", strconv.Itoa(int(r.ProxyProtocol)), errors.New(`want "v1" or "v2"`))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// CheckHost checks what depends on the host the configuration is to run on, which
+// Validate leaves alone: host names of listen addresses, targets and the admin endpoint
+// resolve (each looked up once, bounded by 5 s), a named admin address is loopback, and
+// no target leads back to its own relay — its listen address, or a ring of relays of the
+// configuration (x → y → x), by any address of this host — and no relay listens on the
+// admin address. It returns nil or the problems found, each a *ConfigError, joined.
+// LoadConfig and ParseConfig call it after Validate; a Config built in code should too
+// before Server.Apply.
+func (c *Config) CheckHost() error {
+	var errs []error
 	admin := c.Admin
 	if admin == "" {
 		admin = DefaultAdmin
+	}
+	if admin != "off" && !c.AdminPublic {
+		if host, _, err := splitHostPort(admin, 0); err == nil && host != "" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				if err := checkAdminName(host); err != nil {
+					errs = append(errs, &ConfigError{Relay: -1, Key: "admin", Value: strconv.Quote(c.Admin), Err: err})
+				}
+			}
+		}
+	}
+	ends := make([]relayEnds, len(c.Relays))
+	for i := range c.Relays {
+		r := &c.Relays[i]
+		bad := func(key, value string, err error) {
+			errs = append(errs, &ConfigError{Relay: i, Name: r.Name, Key: key, Value: value, Err: err})
+		}
+		if lk, err := checkListen(r.Protocol, r.Listen); err == nil {
+			if !lk.ip.IsValid() {
+				host, _, _ := splitHostPort(r.Listen, 0)
+				ips, err := resolve(host)
+				if err != nil {
+					bad("listen", strconv.Quote(r.Listen), err)
+					continue
+				}
+				if len(ips) == 1 {
+					lk.ip = ips[0]
+				}
+			}
+			ends[i].listen, ends[i].ok = lk, true
+		}
+		for _, t := range r.Targets {
+			host, port, err := checkTarget(t)
+			if err != nil {
+				continue // Validate's
+			}
+			var addrs []netip.AddrPort
+			if ip, err := netip.ParseAddr(host); err == nil {
+				addrs = []netip.AddrPort{netip.AddrPortFrom(ip, port)}
+			} else {
+				ips, err := resolve(host)
+				if err != nil {
+					bad("targets", strconv.Quote(t), err)
+					continue
+				}
+				for _, ip := range ips {
+					addrs = append(addrs, netip.AddrPortFrom(ip, port))
+				}
+			}
+			ends[i].targets = append(ends[i].targets, targetAddrs{t, addrs})
+		}
 	}
 	errs = append(errs, c.checkLoops(ends, admin)...)
 	return errors.Join(errs...)
@@ -181,41 +236,29 @@ func checkListen(proto, addr string) (listenerKey, error) {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		lk.ip = ip.Unmap()
-		return lk, nil
 	}
-	ips, err := resolve(host)
-	if err != nil {
-		return lk, err
-	}
-	if len(ips) == 1 {
-		lk.ip = ips[0]
-	}
-	return lk, nil
+	return lk, nil // a host name: lk.ip stays invalid until CheckHost resolves it
 }
 
-// checkTarget checks a target address: host:port, a port 1-65535 and a host that
-// resolves.
-func checkTarget(addr string) ([]netip.AddrPort, error) {
+// checkTarget checks a target address: host:port, with a host and a port 1-65535; it
+// returns them.
+func checkTarget(addr string) (string, uint16, error) {
 	host, port, err := splitHostPort(addr, 1)
 	if err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	if host == "" {
-		return nil, errors.New("missing host (write 127.0.0.1:PORT for this machine)")
+		return "", 0, errors.New("missing host (write 127.0.0.1:PORT for this machine)")
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.AddrPort{netip.AddrPortFrom(ip, port)}, nil
-	}
-	ips, err := resolve(host)
-	out := make([]netip.AddrPort, len(ips))
-	for i, ip := range ips {
-		out[i] = netip.AddrPortFrom(ip, port)
-	}
-	return out, err
+	return host, port, nil
 }
 
+// adminHint says why the admin endpoint stays on loopback.
+const adminHint = "the admin endpoint serves the daemon's metrics and internals and must stay on loopback (127.0.0.1, ::1); " +
+	"set admin_public = true (--admin-public), with admin_token_file (--admin-token-file), to allow it"
+
 // checkAdmin checks the admin endpoint's address: host:port with a loopback host, unless
-// public allows any.
+// public allows any. A host name passes here and is looked up by CheckHost.
 func checkAdmin(addr string, public bool) error {
 	host, _, err := splitHostPort(addr, 0)
 	if err != nil {
@@ -224,20 +267,24 @@ func checkAdmin(addr string, public bool) error {
 	if public {
 		return nil
 	}
-	const hint = "the admin endpoint serves the daemon's metrics and internals and must stay on loopback (127.0.0.1, ::1); " +
-		"set admin_public = true (--admin-public), with admin_token_file (--admin-token-file), to allow it"
 	if host == "" {
-		return errors.New("listens on every interface: " + hint)
+		return errors.New("listens on every interface: " + adminHint)
 	}
-	ips := []netip.Addr{}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		ips = append(ips, ip)
-	} else if ips, err = resolve(host); err != nil {
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() {
+		return fmt.Errorf("%s is not a loopback address: %s", ip, adminHint)
+	}
+	return nil
+}
+
+// checkAdminName checks that an admin host name resolves to loopback addresses only.
+func checkAdminName(host string) error {
+	ips, err := resolve(host)
+	if err != nil {
 		return err
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("%s is not a loopback address: %s", ip, hint)
+			return fmt.Errorf("%s is not a loopback address: %s", ip, adminHint)
 		}
 	}
 	return nil

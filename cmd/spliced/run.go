@@ -176,7 +176,7 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 			apply()
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.CheckHost()); err != nil {
 		return nil, c.fail(flagErrors(err, f.config == ""))
 	}
 	if err := checkMemLimit(cfg, f.config); err != nil {
