@@ -1,3 +1,6 @@
+// Module softnet: the BSD network buffer system (mbufs, clusters, UMA zones under one
+// memory limit) and OpenBSD socket splicing in Go user space, with spliced, a TCP/UDP
+// relay daemon. BSD 2-Clause License: see LICENSE.
 module github.com/softnet-go/softnet
 
 go 1.26.0
