@@ -31,7 +31,9 @@ type HandlerOptions struct {
 //	/metrics       Prometheus text: the relays, the zones, the memory limit, Go and process
 //	/debug/mbuf    the netstat -m report of the mbuf zones (mbuf.Report)
 //	/debug/pprof/  Go's profiles, only with opt.Pprof
-//	/healthz       200 "ok", never behind the token
+//	/healthz       200 "ok" while serving, 503 "draining" once a shutdown began; never
+//	               behind the token
+//	/readyz        200 "ready" while relays listen and no shutdown began, else 503
 //
 // With opt.Token, every other path (unknown ones too) requires the token.
 func Handler(srv *Server, opt HandlerOptions) http.Handler {
@@ -42,7 +44,20 @@ func Handler(srv *Server, opt HandlerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if srv.Draining() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "draining\n")
+			return
+		}
 		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if srv.Draining() || srv.Listening() == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
 	})
 	mux.HandleFunc("GET /debug/mbuf", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -94,6 +94,14 @@ type Config struct {
 	// fits). 0 leaves the kernel's autotuning. LoadConfig and `spliced run` give
 	// DefaultSockBuf when it is not set; a Config built in code has what it says.
 	SockBuf int64
+	// AccessLog writes a line per flow at info level as it ends (relay, client, target,
+	// bytes each way, duration, how it ended), for every relay that does not say
+	// otherwise. LoadConfig and `spliced run` turn it on unless told not to; a Config
+	// built in code has what it says.
+	AccessLog bool
+	// LogLevel is the least level logged: "debug", "info" (the default, if empty),
+	// "warn" or "error". A reload applies a new one.
+	LogLevel string
 	// Grace is how long open flows may finish after SIGINT or SIGTERM; DefaultGrace if 0.
 	Grace time.Duration
 	// LogFormat is "text" or "json"; DefaultLogFormat if empty.
@@ -132,6 +140,8 @@ type RelayConfig struct {
 	// ConnectTimeout bounds each connect to a TCP target; a target that does not answer
 	// within it is counted and the next one is tried. 0 is DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// AccessLog, if not nil, overrides Config.AccessLog for this relay.
+	AccessLog *bool
 	// ReusePort lets other processes listen on Listen too (SO_REUSEPORT, the kernel
 	// spreading clients over all of them), for a zero-downtime swap: the new daemon
 	// starts, then the old one stops. Without it a relay refuses to start on an address
@@ -255,6 +265,7 @@ func (r *RelayConfig) Equal(o *RelayConfig) bool {
 	if r.Name != o.Name || r.Protocol != o.Protocol || r.Listen != o.Listen ||
 		r.Max != o.Max || r.Idle != o.Idle || r.Mode != o.Mode || r.ConnectTimeout != o.ConnectTimeout || r.KeepAlive != o.KeepAlive ||
 		r.ProxyProtocol != o.ProxyProtocol || r.MaxFlowsPerSource != o.MaxFlowsPerSource || r.ReusePort != o.ReusePort ||
+		(r.AccessLog == nil) != (o.AccessLog == nil) || r.AccessLog != nil && *r.AccessLog != *o.AccessLog ||
 		r.NewFlowsPerSource != o.NewFlowsPerSource || len(r.Targets) != len(o.Targets) {
 		return false
 	}

@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +33,9 @@ type flow struct {
 	done    func()       // runs when both directions have ended
 
 	setup *setup // the TCP connect in progress; nil once the splices run
+
+	begun time.Time // accepted (TCP) or first datagram (UDP), for the access log
+	cause string    // how the flow ended: its first ending that was not EOF or the relay's close
 
 	prev, next *flow // on its relay's flowSet, under its mu
 }
@@ -75,7 +80,10 @@ func (f *flow) ended(dir int, err error) {
 	if f.closing.Load() {
 		err = errClosed
 	}
-	f.stats.ending(dir, err)
+	why := f.stats.ending(dir, err)
+	if f.cause == "" && why != "eof" && why != "closed" {
+		f.cause = why
+	}
 	if err != nil && err != errClosed && !errors.Is(err, syscall.EFBIG) {
 		// A peer that reset, vanished or stalled will not take what is still queued
 		// for it: reset rather than let closed sockets hold their data and fds. Max
@@ -147,4 +155,22 @@ func (f *flow) resetOnWorker() {
 		f.abort = true
 		f.close()
 	})
+}
+
+// logAccess writes the flow's access-log line, as it ends: the relay (in s's logger), the
+// client and the target as address strings, the bytes each way, how long it lived and
+// how it ended — the first ending that was not EOF (idle, max, reset, pipe, timeout…),
+// eof if both directions ended so, or why no target took it (refused, timeout…).
+func (f *flow) logAccess(s *settings, target string) {
+	end := f.cause
+	if end == "" {
+		end = "eof"
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "flow",
+		slog.String("client", f.client.RemoteAddr().String()),
+		slog.String("target", target),
+		slog.Int64("bytes_to_target", f.moved(toTarget)),
+		slog.Int64("bytes_to_client", f.moved(toClient)),
+		slog.String("duration", time.Since(f.begun).Round(time.Microsecond).String()),
+		slog.String("end", end))
 }

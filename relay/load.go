@@ -102,6 +102,8 @@ type rawConfig struct {
 	SockBuf     rawValue   `toml:"sockbuf"`
 	Grace       rawValue   `toml:"grace"`
 	LogFormat   rawValue   `toml:"log_format"`
+	LogLevel    rawValue   `toml:"log_level"`
+	AccessLog   rawValue   `toml:"access_log"`
 	Relay       []rawRelay `toml:"relay"`
 }
 
@@ -119,6 +121,7 @@ type rawRelay struct {
 	ReusePort      rawValue `toml:"reuse_port"`
 	MaxPerSource   rawValue `toml:"max_flows_per_source"`
 	RatePerSource  rawValue `toml:"new_flows_per_source"`
+	AccessLog      rawValue `toml:"access_log"`
 }
 
 // rawValue holds one TOML value undecoded.
@@ -272,6 +275,9 @@ func (c *config) convert(raw *rawConfig) {
 	c.size("sockbuf", raw.SockBuf, &cfg.SockBuf)
 	c.duration("grace", raw.Grace, &cfg.Grace)
 	c.str("log_format", raw.LogFormat, &cfg.LogFormat)
+	c.str("log_level", raw.LogLevel, &cfg.LogLevel)
+	cfg.AccessLog = true // a file without the key logs every flow
+	c.boolean("access_log", raw.AccessLog, &cfg.AccessLog)
 	for i := range raw.Relay {
 		rr := &raw.Relay[i]
 		c.relay, c.name = i, ""
@@ -308,6 +314,11 @@ func (c *config) convert(raw *rawConfig) {
 		}
 		c.duration("connect_timeout", rr.ConnectTimeout, &r.ConnectTimeout)
 		c.boolean("reuse_port", rr.ReusePort, &r.ReusePort)
+		if rr.AccessLog.set {
+			var on bool
+			c.boolean("access_log", rr.AccessLog, &on)
+			r.AccessLog = &on
+		}
 		c.integer("max_flows_per_source", rr.MaxPerSource, &r.MaxFlowsPerSource)
 		if rr.MaxPerSource.set && r.MaxFlowsPerSource == 0 {
 			r.MaxFlowsPerSource = -1 // written 0: no cap, where unset is the default
@@ -392,7 +403,7 @@ func (c *config) unknownKeys(md toml.MetaData) {
 
 func knownKeys(relay bool) string {
 	if relay {
-		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout, keepalive, reuse_port, max_flows_per_source, new_flows_per_source"
+		return "name, protocol, listen, targets, max, idle, mode, proxy_protocol, connect_timeout, keepalive, reuse_port, max_flows_per_source, new_flows_per_source, access_log"
 	}
-	return "admin, admin_public, admin_pprof, admin_token_file, workers, mem_limit, max_flows, sockbuf, grace, log_format, [[relay]]"
+	return "admin, admin_public, admin_pprof, admin_token_file, workers, mem_limit, max_flows, sockbuf, grace, log_format, log_level, access_log, [[relay]]"
 }

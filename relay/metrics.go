@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/softnet-go/softnet/mbuf"
 	"github.com/softnet-go/softnet/uma"
@@ -32,6 +34,13 @@ var (
 			"or retransmissions gave up on a vanished peer), pipe (EPIPE), "+
 			"reset (ECONNRESET), refused, msgsize, nobufs, closed (by the relay), error.",
 		[]string{"relay", "direction", "reason"}, nil)
+
+	descBuildInfo = prometheus.NewDesc("spliced_build_info",
+		"1, labelled with the daemon's version and the Go version it was built with.", []string{"version", "goversion"}, nil)
+	descReloadOK = prometheus.NewDesc("spliced_config_reload_success",
+		"Whether the last configuration reload (SIGHUP) was applied whole: 1, or 0 if it was refused or a relay did not start.", nil, nil)
+	descReloadAt = prometheus.NewDesc("spliced_config_reload_timestamp_seconds",
+		"When the configuration in force was last applied whole (start or reload), in Unix seconds.", nil, nil)
 
 	descZoneInUse = prometheus.NewDesc("spliced_zone_in_use",
 		"Items handed out and not freed, by zone.", []string{"zone"}, nil)
@@ -86,7 +95,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descAccepted, descActive, descFailed, descRefused, descTargetFail, descDropped, descBytes,
 		descEndings, descZoneInUse, descZoneCached, descZoneItemSize, descZoneLimit, descZoneRequests,
 		descZoneFailures, descZoneSleeps, descMemLimit, descMemUsed, descMemPeak, descMemWaiters,
-		descMemRefused, descMemWakeups} {
+		descMemRefused, descMemWakeups, descBuildInfo, descReloadOK, descReloadAt} {
 		ch <- d
 	}
 }
@@ -122,6 +131,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	gauge(descBuildInfo, 1, c.srv.version, runtime.Version())
+	ok := int64(0)
+	if c.srv.reloadOK.Load() {
+		ok = 1
+	}
+	gauge(descReloadOK, ok)
+	gauge(descReloadAt, c.srv.reloadAt.Load())
 	ms := mbuf.Stats()
 	{
 		for _, z := range Zones(&ms) {

@@ -28,8 +28,12 @@ type Server struct {
 	sockbuf atomic.Int64   // SO_RCVBUF/SO_SNDBUF of new sockets; 0: autotuning
 	budget  *socket.BufferBudget
 
-	flows    atomic.Int64 // open flows of every relay, admitted against maxFlows
-	maxFlows atomic.Int64
+	accessLog atomic.Bool // the relays' default: a line per flow as it ends
+	version   string
+	reloadOK  atomic.Bool  // the last reload's outcome (true before any)
+	reloadAt  atomic.Int64 // unix seconds of the last successful reload, or of the start
+	flows     atomic.Int64 // open flows of every relay, admitted against maxFlows
+	maxFlows  atomic.Int64
 
 	lookup lookupFunc    // host names of targets: at Apply, then every resolveEvery
 	quit   chan struct{} // closed by Shutdown: stops the resolver and the sweeper
@@ -65,6 +69,11 @@ type ServerOptions struct {
 	// MaxFlows caps the open flows of every relay together, as Config.MaxFlows; 0 is
 	// DefaultMaxFlows().
 	MaxFlows int64
+	// AccessLog is Config.AccessLog: a line per flow as it ends, for the relays that do
+	// not say otherwise.
+	AccessLog bool
+	// Version is the daemon's version, for spliced_build_info.
+	Version string
 }
 
 // NewServer returns a Server with no relays.
@@ -79,8 +88,25 @@ func NewServer(opt ServerOptions) *Server {
 		running: map[string]runner{}, records: map[string]*relayRecord{}}
 	s.sockbuf.Store(opt.SockBuf)
 	s.SetMaxFlows(opt.MaxFlows)
+	s.accessLog.Store(opt.AccessLog)
+	s.version = opt.Version
+	s.reloadOK.Store(true)
+	s.reloadAt.Store(time.Now().Unix())
 	return s
 }
+
+// NoteReload records the outcome of a configuration reload for /metrics
+// (spliced_config_reload_success, spliced_config_reload_timestamp_seconds).
+func (s *Server) NoteReload(ok bool) {
+	s.reloadOK.Store(ok)
+	if ok {
+		s.reloadAt.Store(time.Now().Unix())
+	}
+}
+
+// SetAccessLog changes the relays' default for the access log (Config.AccessLog); the
+// next Apply gives it to the relays that do not set their own.
+func (s *Server) SetAccessLog(on bool) { s.accessLog.Store(on) }
 
 // SetMaxFlows changes the cap on open flows over every relay (0: DefaultMaxFlows()).
 // Flows open beyond a lowered cap go on; new ones wait for the count to fall below it.
@@ -169,9 +195,13 @@ func (s *Server) Apply(relays []RelayConfig) error {
 			continue
 		}
 		st := &settings{cfg: cfg, mode: cfg.Mode.spliceMode(), targets: targets,
-			log: s.log.With("relay", cfg.Name), maxPerSource: int32(max(cfg.MaxFlowsPerSource, 0))}
+			log: s.log.With("relay", cfg.Name), maxPerSource: int32(max(cfg.MaxFlowsPerSource, 0)),
+			accessLog: s.accessLog.Load()}
+		if cfg.AccessLog != nil {
+			st.accessLog = *cfg.AccessLog
+		}
 		if r, ok := s.running[cfg.Name]; ok {
-			if !r.settings().cfg.Equal(&cfg) {
+			if cur := r.settings(); !cur.cfg.Equal(&cfg) || cur.accessLog != st.accessLog {
 				r.update(st)
 				s.log.Info("relay updated", "relay", cfg.Name, "listen", r.addr().String(), "targets", cfg.Targets)
 			}
@@ -268,6 +298,20 @@ func (s *Server) Addr(name string) net.Addr {
 		return r.addr()
 	}
 	return nil
+}
+
+// Draining reports whether Shutdown has begun: no relay accepts, open flows finish.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}
+
+// Listening returns the number of relays running (listening).
+func (s *Server) Listening() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
 }
 
 // ActiveFlows returns the number of open flows of every relay, running or stopped.

@@ -53,10 +53,13 @@ func newRelayStats(name string) *relayStats {
 // accept counts a client accepted (TCP) or a new client address (UDP).
 func (s *relayStats) accept() { s.accepted.Add(1) }
 
-func (s *relayStats) ending(dir int, err error) {
+// ending counts the end of one direction of a flow, and returns its reason.
+func (s *relayStats) ending(dir int, err error) string {
+	why := reason(err)
 	s.mu.Lock()
-	s.endings[dir][reason(err)]++
+	s.endings[dir][why]++
 	s.mu.Unlock()
+	return why
 }
 
 func (s *relayStats) fail(why string) {
@@ -64,6 +67,13 @@ func (s *relayStats) fail(why string) {
 	s.failed[why]++
 	s.mu.Unlock()
 }
+
+// The reasons of the labelled counts, each exported at zero until it happens.
+var (
+	failedReasons  = []string{"connect", "proxy_header", "client_socket"}
+	droppedReasons = []string{"nobufs", "no_flow", "error"}
+	endingReasons  = []string{"eof", "closed", "max", "idle", "timeout", "pipe", "reset", "refused", "msgsize", "nobufs", "error"}
+)
 
 // errNoFlow is the drop reason of a datagram whose client could get no flow.
 var errNoFlow = errors.New("no flow for the client")
@@ -126,8 +136,21 @@ func (s *relayStats) snapshot(fs *flowSet) snapshot {
 		bytes:    bytes,
 		endings:  [2]map[string]int64{clone(s.endings[0]), clone(s.endings[1])},
 	}
+	// Every reason is there from the start, at zero: a dashboard's rate() needs the
+	// series before the first event.
 	for _, why := range refusedReasons {
 		sn.refused[why] += 0
+	}
+	for _, why := range failedReasons {
+		sn.failed[why] += 0
+	}
+	for _, why := range droppedReasons {
+		sn.dropped[why] += 0
+	}
+	for dir := range sn.endings {
+		for _, why := range endingReasons {
+			sn.endings[dir][why] += 0
+		}
 	}
 	return sn
 }

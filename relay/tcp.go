@@ -21,6 +21,7 @@ type settings struct {
 	mode         socket.SpliceMode
 	targets      []*target    // cfg.Targets, resolved
 	log          *slog.Logger // the server's, with the relay's name
+	accessLog    bool         // a line per flow at its end
 	maxPerSource int32        // cfg.MaxFlowsPerSource in force; 0: no cap
 }
 
@@ -172,6 +173,9 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 		return
 	}
 	f := &flow{stats: r.stats, client: c}
+	if s.accessLog {
+		f.begun = time.Now()
+	}
 	f.pending.Store(1) // the setup
 	su := &setup{r: r, s: s, f: f, first: r.next.Add(1) - 1, seq: r.short.seq.Load()}
 	c.Worker().InitTimer(&su.timer, su.timedOut)
@@ -179,9 +183,12 @@ func (r *tcpRelay) accepted(c *socket.Socket) {
 	f.done = func() {
 		r.flows.remove(f)
 		r.adm.release(src)
-		if f.target.Load() != nil && s.log.Enabled(r.srv.ctx, slog.LevelDebug) {
-			s.log.Debug("flow ended", "client", c.RemoteAddr().String(), "target", f.target.Load().RemoteAddr().String(),
-				"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
+		if s.accessLog {
+			target := "-"
+			if t := f.target.Load(); t != nil {
+				target = t.RemoteAddr().String()
+			}
+			f.logAccess(s, target)
 		}
 		r.srv.wg.Done()
 	}
@@ -276,6 +283,9 @@ func (su *setup) giveUp() {
 	r, f := su.r, su.f
 	f.setup = nil
 	r.stats.fail("connect")
+	if f.cause == "" {
+		f.cause = reason(su.err)
+	}
 	if isShortage(su.err) {
 		su.s.log.Debug("no descriptor to connect to a target; closing the client", "client", f.client.RemoteAddr().String(), "err", su.err)
 	} else {

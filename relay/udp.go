@@ -3,11 +3,13 @@ package relay
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/softnet-go/softnet/netq"
 	"github.com/softnet-go/softnet/socket"
@@ -201,7 +203,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	cc, err := d.Dial(s.cfg.Protocol, client.String())
 	if err != nil {
 		r.stats.fail("client_socket")
-		s.log.Warn("cannot open a socket for the client", "client", client, "err", err)
+		s.log.Warn("cannot open a socket for the client", "client", client.String(), "err", err)
 		return nil
 	}
 	if r.strayBuf == nil {
@@ -227,7 +229,7 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	}
 	if err != nil {
 		r.stats.fail("client_socket")
-		s.log.Warn("cannot take over the client's socket", "client", client, "err", err)
+		s.log.Warn("cannot take over the client's socket", "client", client.String(), "err", err)
 		return nil
 	}
 	tg := s.targets[(r.next.Add(1)-1)%uint64(len(s.targets))]
@@ -273,14 +275,20 @@ func (r *udpRelay) newFlow(client netip.AddrPort, first []byte) *flow {
 	for _, d := range own {
 		r.sendOn(f, d)
 	}
-	s.log.Debug("flow started", "client", client, "target", addr)
+	if s.log.Enabled(r.srv.ctx, slog.LevelDebug) {
+		s.log.Debug("flow started", "client", client.String(), "target", addr)
+	}
 	r.srv.wg.Add(1)
 	made = true
+	if s.accessLog {
+		f.begun = time.Now()
+	}
 	f.done = func() {
 		r.open.remove(f)
 		r.adm.release(src)
-		s.log.Debug("flow ended", "client", client, "target", addr,
-			"bytes_to_target", f.moved(toTarget), "bytes_to_client", f.moved(toClient))
+		if s.accessLog {
+			f.logAccess(s, t.RemoteAddr().String())
+		}
 		r.srv.wg.Done()
 	}
 	f.start(s.mode, s.cfg.Max, s.cfg.Idle, r.srv.budget)

@@ -51,6 +51,11 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
 		global("log_format", strconv.Quote(c.LogFormat), errors.New(`want "text" or "json"`))
 	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		global("log_level", strconv.Quote(c.LogLevel), errors.New(`want "debug", "info", "warn" or "error"`))
+	}
 	if len(c.Relays) == 0 {
 		global("relay", "", errors.New("no relay configured"))
 	}

@@ -7,6 +7,7 @@
 //	spliced run --config FILE
 //	spliced bench [--streams N] [--time DURATION] [--mode auto|user|kernel|iocopy|copy] [--udp] [--json]
 //	spliced stat [--admin ADDR]
+//	spliced check --config FILE
 //	spliced version
 //
 // Every subcommand takes --help. A bad flag or value exits with status 2 and a message
@@ -26,6 +27,7 @@ Usage:
   spliced run --config FILE [flags]             run the relays of a TOML file
   spliced bench [flags]                          source → relay → sink on loopback, measured
   spliced stat [--admin ADDR]                    print the netstat -m report of a running daemon
+  spliced check --config FILE                    check a configuration file without running it
   spliced version                                print the version
 
 Run "spliced COMMAND --help" for a command's flags.
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBench(args[1:], stdout, stderr)
 	case "stat":
 		return cmdStat(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "--help", "-help", "-h":

@@ -35,6 +35,7 @@ type runFlags struct {
 	adminToken            []byte // read from the token file by runConfig
 	to                    []string
 	udp, adminPublic      bool
+	accessLog             bool
 	reusePort             bool
 	adminPprof            bool
 	max, memLimit         int64
@@ -66,7 +67,7 @@ var flagOf = map[string]string{
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("run", runUsage, stdout, stderr)
-	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info",
+	f := runFlags{admin: relay.DefaultAdmin, grace: relay.DefaultGrace, mode: "auto", proxy: "none", logFormat: "text", logLevel: "info", accessLog: true,
 		sockbuf: relay.DefaultSockBuf, connectTimeout: relay.DefaultConnectTimeout}
 	fs := c.fs
 	fs.StringVar(&f.config, "config", "", "read the relays from the TOML `FILE`")
@@ -97,6 +98,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(durationFlag{&f.grace}, "grace", "at SIGINT/SIGTERM, let open flows finish for `DURATION`")
 	fs.Var(choiceFlag{&f.logFormat, []string{"text", "json"}}, "log-format", "log `FORMAT`: text or json")
 	fs.Var(choiceFlag{&f.logLevel, []string{"debug", "info", "warn", "error"}}, "log-level", "log from `LEVEL` debug, info, warn or error")
+	fs.BoolVar(&f.accessLog, "access-log", true, "log a line per flow at info level as it ends: relay, client, target, bytes each way, duration, how it ended; "+
+		"--access-log=false for none")
 	if code := c.parse(args); code >= 0 {
 		return code
 	}
@@ -104,9 +107,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	log := newLogger(stderr, cfg.LogFormat, f.logLevel)
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	pinned := map[string]bool{"mem_limit": c.set("mem-limit"), "sockbuf": c.set("sockbuf"), "grace": c.set("grace"),
-		"max_flows": c.set("max-flows")}
+		"max_flows": c.set("max-flows"), "log_level": c.set("log-level"), "access_log": c.set("access-log")}
 	if err := serve(cfg, f.adminToken, f.config, pinned, log); err != nil {
 		log.Error(err.Error())
 		return 1
@@ -156,7 +159,7 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 		if r.NewFlowsPerSource, err = relay.ParseRate(f.ratePerSource); err != nil {
 			return nil, c.fail(fmt.Errorf("--new-flows-per-source %q: %w", f.ratePerSource, err))
 		}
-		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text",
+		cfg = &relay.Config{Relays: []relay.RelayConfig{r}, Admin: relay.DefaultAdmin, Grace: relay.DefaultGrace, LogFormat: "text", AccessLog: true,
 			SockBuf: relay.DefaultSockBuf}
 	}
 	overrides := map[string]func(){
@@ -170,6 +173,8 @@ func (c *command) runConfig(f *runFlags) (*relay.Config, int) {
 		"sockbuf":          func() { cfg.SockBuf = f.sockbuf },
 		"grace":            func() { cfg.Grace = f.grace },
 		"log-format":       func() { cfg.LogFormat = f.logFormat },
+		"log-level":        func() { cfg.LogLevel = f.logLevel },
+		"access-log":       func() { cfg.AccessLog = f.accessLog },
 	}
 	for name, apply := range overrides {
 		if c.set(name) {
@@ -228,14 +233,25 @@ func flagErrors(err error, fromFlags bool) error {
 	return errors.Join(out...)
 }
 
+// logLevel is the daemon's log level, which a reload may change.
+var logLevel slog.LevelVar
+
+// newLogger returns the daemon's logger, writing format ("text" or "json") to w from
+// level ("" is info) on.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	lv.UnmarshalText([]byte(level))
-	opt := &slog.HandlerOptions{Level: lv}
+	setLogLevel(level)
+	opt := &slog.HandlerOptions{Level: &logLevel}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opt))
 	}
 	return slog.New(slog.NewTextHandler(w, opt))
+}
+
+// setLogLevel sets the daemon's log level by name ("" is info).
+func setLogLevel(level string) {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	logLevel.Set(lv)
 }
 
 // serve runs the relays of cfg until SIGINT or SIGTERM, reloading configFile (if any) at
@@ -250,7 +266,8 @@ func serve(cfg *relay.Config, adminToken []byte, configFile string, pinned map[s
 	if err != nil {
 		return err
 	}
-	srv := relay.NewServer(relay.ServerOptions{Log: log, Workers: mem.workers, SockBuf: cfg.SockBuf, MaxFlows: cfg.MaxFlows})
+	srv := relay.NewServer(relay.ServerOptions{Log: log, Workers: mem.workers, SockBuf: cfg.SockBuf, MaxFlows: cfg.MaxFlows,
+		AccessLog: cfg.AccessLog, Version: version()})
 	if d := relay.DefaultMaxFlows(); cfg.MaxFlows > d {
 		log.Warn("max_flows is more than the descriptor limit allows: clients beyond it will meet EMFILE, not the cap",
 			"max_flows", cfg.MaxFlows, "allowed", d)
@@ -265,14 +282,22 @@ func serve(cfg *relay.Config, adminToken []byte, configFile string, pinned map[s
 		return err
 	}
 	log.Info("ready", "version", version(), "relays", len(cfg.Relays), "pid", os.Getpid())
+	notify("READY=1", statusLine("serving %d relays", len(cfg.Relays)))
 
 	var sig os.Signal
 	for sig = range sigs {
 		if sig != syscall.SIGHUP {
 			break
 		}
-		cfg = reload(cfg, configFile, pinned, srv, mem, log)
+		notifyReloading()
+		var err error
+		if cfg, err = reload(cfg, configFile, pinned, srv, mem, log); err != nil {
+			notify("READY=1", statusLine("reload failed, the previous configuration stays where it could: %v", err))
+		} else {
+			notify("READY=1", statusLine("serving %d relays; reloaded %s", len(cfg.Relays), time.Now().Format(time.RFC3339)))
+		}
 	}
+	notify("STOPPING=1", statusLine("draining %d flows for up to %v", srv.ActiveFlows(), cfg.Grace))
 	log.Info("shutting down: no new flows; open flows may finish",
 		"signal", sig.String(), "flows", srv.ActiveFlows(), "grace", cfg.Grace.String(), "second_signal", "resets them at once")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
@@ -306,16 +331,18 @@ wait:
 	return nil
 }
 
-// reload applies the configuration file again and returns the configuration in force.
-func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.Server, mem *memory, log *slog.Logger) *relay.Config {
+// reload applies the configuration file again and returns the configuration in force,
+// and why the reload was not applied whole, if it was not.
+func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.Server, mem *memory, log *slog.Logger) (*relay.Config, error) {
 	if file == "" {
 		log.Warn("SIGHUP: nothing to reload (started without --config)")
-		return cur
+		return cur, nil
 	}
 	next, err := relay.LoadConfig(file)
 	if err != nil {
+		srv.NoteReload(false)
 		log.Error("SIGHUP: configuration refused; the running one stays", "err", err.Error())
-		return cur
+		return cur, fmt.Errorf("configuration refused: %w", err)
 	}
 	// A changed admin address, worker count or log format needs a restart; the memory
 	// limit, the socket buffer size (for new sockets) and the grace period take the
@@ -340,15 +367,26 @@ func reload(cur *relay.Config, file string, pinned map[string]bool, srv *relay.S
 	if next.MaxFlows != cur.MaxFlows {
 		srv.SetMaxFlows(next.MaxFlows)
 	}
+	if pinned["log_level"] {
+		next.LogLevel = cur.LogLevel
+	}
+	setLogLevel(next.LogLevel)
+	if pinned["access_log"] {
+		next.AccessLog = cur.AccessLog
+	}
+	srv.SetAccessLog(next.AccessLog)
 	if pinned["sockbuf"] {
 		next.SockBuf = cur.SockBuf
 	}
 	if next.SockBuf != cur.SockBuf {
 		srv.SetSockBuf(next.SockBuf)
 	}
-	if err := srv.Apply(next.Relays); err != nil {
+	err = srv.Apply(next.Relays)
+	srv.NoteReload(err == nil)
+	if err != nil {
 		log.Error("SIGHUP: some relays did not start", "err", err.Error())
+		err = fmt.Errorf("some relays did not start: %w", err)
 	}
 	log.Info("configuration reloaded", "file", file, "relays", len(next.Relays), "flows", srv.ActiveFlows())
-	return next
+	return next, err
 }
