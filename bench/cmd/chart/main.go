@@ -20,30 +20,22 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/softnet-go/softnet/bench/internal/schema"
 )
 
-type comparison struct {
-	Section      string  `json:"section"`
-	Metric       string  `json:"metric"`
-	HigherBetter bool    `json:"higher_better"`
-	Softnet      string  `json:"softnet"`
-	Peer         string  `json:"peer"`
-	SoftnetValue float64 `json:"softnet_value"`
-	PeerValue    float64 `json:"peer_value"`
-	Ratio        float64 `json:"ratio"`
-	Ceiling      bool    `json:"ceiling"`
-}
-
+// results is what the chart reads of results.json: these fields of cmd/compare's Results
+// (a main package, which the chart cannot import).
 type results struct {
-	Machine     map[string]string `json:"machine"`
-	Started     time.Time         `json:"started"`
-	Config      map[string]any    `json:"config"`
-	Comparisons []comparison      `json:"comparisons"`
+	Machine     map[string]string   `json:"machine"`
+	Started     time.Time           `json:"started"`
+	Config      map[string]any      `json:"config"`
+	Comparisons []schema.Comparison `json:"comparisons"`
 }
 
 type section struct {
 	title string
-	bars  []comparison
+	bars  []schema.Comparison
 }
 
 func main() {

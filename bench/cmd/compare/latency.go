@@ -71,6 +71,7 @@ func (s *muxServer) serve(c net.Conn) {
 	}
 	switch buf[0] {
 	case 'e':
+		// The same Read/Write loop as gorelay's copy mode, a command of its own.
 		if n > 1 {
 			if _, err := c.Write(buf[1:n]); err != nil {
 				return
@@ -89,14 +90,7 @@ func (s *muxServer) serve(c net.Conn) {
 		}
 	case 's':
 		s.sinkBytes.Add(int64(n - 1))
-		big := make([]byte, 256<<10)
-		for {
-			n, err := c.Read(big)
-			s.sinkBytes.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
+		drain(c, &s.sinkBytes)
 	}
 }
 
@@ -135,69 +129,48 @@ type rrLoad struct {
 // connection's round trips are timed (wall clock, from before the write to after the
 // whole echo has been read).
 func runRR(addr string, conns int, w window) (*rrLoad, error) {
-	cs := make([]net.Conn, 0, conns)
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	for range conns {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		cs = append(cs, c)
+	cs, err := dialAll(addr, conns)
+	if err != nil {
+		return nil, err
 	}
+	defer closeAll(cs)
 	l := &rrLoad{}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 1<<14)
-			var n int64
-			defer func() {
-				mu.Lock()
-				l.lat = append(l.lat, lat...)
-				l.reqs += n
-				mu.Unlock()
-			}()
-			_ = c.SetDeadline(w.stop.Add(2 * time.Second))
-			req := make([]byte, msgSize+1)
-			req[0] = 'e'
-			resp := make([]byte, msgSize)
-			if _, err := c.Write(req); err != nil {
-				l.errs.Store(err)
-				return
-			}
-			if _, err := io.ReadFull(c, resp); err != nil {
-				l.errs.Store(err)
-				return
-			}
-			req = req[1:]
-			for {
-				t := time.Now()
-				if !t.Before(w.stop) {
-					return
-				}
-				if _, err := c.Write(req); err != nil {
-					l.errs.Store(err)
-					return
-				}
-				if _, err := io.ReadFull(c, resp); err != nil {
-					l.errs.Store(err)
-					return
-				}
-				e := time.Now()
-				if !t.Before(w.t0) && !e.After(w.t1) {
-					lat = append(lat, e.Sub(t))
-					n++
-				}
-			}
+	wait := each(cs, func(c net.Conn) {
+		lat := make([]time.Duration, 0, 1<<14)
+		var n int64
+		defer func() {
+			mu.Lock()
+			l.lat = append(l.lat, lat...)
+			l.reqs += n
+			mu.Unlock()
 		}()
-	}
-	wg.Wait()
+		_ = c.SetDeadline(w.stop.Add(2 * time.Second))
+		req := make([]byte, msgSize+1)
+		req[0] = 'e'
+		resp := make([]byte, msgSize)
+		if err := echo(c, req, resp); err != nil {
+			l.errs.Store(err)
+			return
+		}
+		req = req[1:]
+		for {
+			t := time.Now()
+			if !t.Before(w.stop) {
+				return
+			}
+			if err := echo(c, req, resp); err != nil {
+				l.errs.Store(err)
+				return
+			}
+			e := time.Now()
+			if !t.Before(w.t0) && !e.After(w.t1) {
+				lat = append(lat, e.Sub(t))
+				n++
+			}
+		}
+	})
+	wait()
 	if e, ok := l.errs.Load().(error); ok {
 		return l, e
 	}
@@ -205,6 +178,15 @@ func runRR(addr string, conns int, w window) (*rrLoad, error) {
 		return l, errors.New("no request completed")
 	}
 	return l, nil
+}
+
+// echo writes req to c and reads the echo into resp (the whole of it).
+func echo(c net.Conn, req, resp []byte) error {
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, resp)
+	return err
 }
 
 // percentile returns the p-th percentile (0 < p < 1) of ds, which it sorts.
@@ -233,9 +215,7 @@ func cpuWindow(pid int, w window) chan float64 {
 
 // RRResult is one relay in a request/response scenario.
 type RRResult struct {
-	Relay   string  `json:"relay"`
-	Softnet bool    `json:"softnet"`
-	Direct  bool    `json:"direct,omitempty"`
+	Row
 	Conns   int     `json:"conns"`
 	Seconds float64 `json:"seconds"`
 	Reqs    int64   `json:"requests"`
@@ -272,9 +252,7 @@ func measureRR(rp *relayProc, conns int, warm, dur time.Duration) (RRResult, err
 
 // ChurnResult is one relay under connection churn.
 type ChurnResult struct {
-	Relay   string  `json:"relay"`
-	Softnet bool    `json:"softnet"`
-	Direct  bool    `json:"direct,omitempty"`
+	Row
 	Clients int     `json:"clients"`
 	Seconds float64 `json:"seconds"`
 	Conns   int64   `json:"conns"`
@@ -322,11 +300,7 @@ func measureChurn(rp *relayProc, clients int, warm, dur time.Duration) (ChurnRes
 					}
 					defer c.Close()
 					_ = c.SetDeadline(w.stop.Add(time.Second))
-					if _, err := c.Write(req); err != nil {
-						return err
-					}
-					_, err = io.ReadFull(c, resp)
-					return err
+					return echo(c, req, resp)
 				}()
 				e := time.Now()
 				if err != nil {
@@ -360,9 +334,7 @@ func measureChurn(rp *relayProc, clients int, warm, dur time.Duration) (ChurnRes
 
 // FairResult is one relay carrying an interactive connection beside bulk streams.
 type FairResult struct {
-	Relay     string  `json:"relay"`
-	Softnet   bool    `json:"softnet"`
-	Direct    bool    `json:"direct,omitempty"`
+	Row
 	Bulk      int     `json:"bulk_streams"`
 	Seconds   float64 `json:"seconds"`
 	InterP50  float64 `json:"interactive_p50_us"`
@@ -380,46 +352,19 @@ type FairResult struct {
 // runBulk streams 128 KiB writes from n connections through addr to the mux server's
 // sink until w.stop, and returns the sink's bytes over the window.
 func runBulk(srv *muxServer, addr string, n int, w window) (int64, error) {
-	var cs []net.Conn
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	for range n {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			return 0, err
-		}
-		cs = append(cs, c)
+	cs, err := dialAll(addr, n)
+	if err != nil {
+		return 0, err
 	}
-	var wg sync.WaitGroup
-	var werr atomic.Value
-	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 128<<10)
-			buf[0] = 's'
-			_ = c.SetWriteDeadline(w.stop)
-			for time.Now().Before(w.stop) {
-				if _, err := c.Write(buf); err != nil {
-					if !errors.Is(err, os.ErrDeadlineExceeded) {
-						werr.Store(err)
-					}
-					return
-				}
-				buf[0] = 0
-			}
-		}()
-	}
+	defer closeAll(cs)
+	wait := stream(cs, 's', w.stop, func() bool { return time.Now().Before(w.stop) },
+		func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) })
 	time.Sleep(time.Until(w.t0))
 	b0 := srv.sinkBytes.Load()
 	time.Sleep(time.Until(w.t1))
 	b1 := srv.sinkBytes.Load()
-	wg.Wait()
-	if e, ok := werr.Load().(error); ok {
-		return b1 - b0, e
+	if err := wait(); err != nil {
+		return b1 - b0, err
 	}
 	if b1 == b0 {
 		return 0, errors.New("no bytes reached the sink")

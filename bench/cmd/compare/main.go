@@ -207,12 +207,9 @@ func writePartial(start time.Time) {
 	res.Skipped = append(res.Skipped, "the rest: the run overran its 15 minutes and was stopped")
 	res.Configs = configs()
 	res.Seconds = time.Since(start).Seconds()
-	res.Comparisons = comparisons(res)
-	res.Markdown = markdown(res)
-	fmt.Println(res.Markdown)
+	report(res)
 	_ = writeConfigs(*flagOut, res.Configs)
-	b, _ := json.MarshalIndent(res, "", "  ")
-	_ = os.WriteFile(filepath.Join(*flagOut, "results.json"), append(b, '\n'), 0o644)
+	_ = writeResults(*flagOut, res)
 	logf("compare: wrote the partial results")
 }
 
@@ -263,16 +260,11 @@ func run(start time.Time) int {
 			return 1
 		}
 	}
-	p := peers{spliced: spliced, gorelay: gorelay}
-	if _, err := exec.LookPath("haproxy"); err == nil {
-		p.haproxy = true
-	} else {
-		res.Skipped = append(res.Skipped, "haproxy: not installed")
-	}
-	if _, err := exec.LookPath("socat"); err == nil {
-		p.socat = true
-	} else {
-		res.Skipped = append(res.Skipped, "socat: not installed")
+	p := peers{spliced: spliced, gorelay: gorelay, haproxy: installed("haproxy"), socat: installed("socat")}
+	for _, bin := range []string{"haproxy", "socat"} {
+		if !installed(bin) {
+			res.Skipped = append(res.Skipped, bin+": not installed")
+		}
 	}
 
 	if want("bulk") {
@@ -307,59 +299,48 @@ func run(start time.Time) int {
 		logf("== relay heap allocations while streaming (spliced --mode user, admin /metrics)")
 		res.GC = runGC(spliced, tmp)
 	}
-	tool := func(part, bin, what string, f func() error) {
-		if !want(part) {
-			return
+	// The third-party clients: each needs its client (bin) and its server, if it has one.
+	for _, t := range []struct {
+		part, bin, server, what string
+		run                     func() error
+	}{
+		{"wrk", "wrk", "nginx", "wrk against nginx", func() (err error) { res.Wrk, err = runWrkAll(p, tmp); return }},
+		{"redis", "redis-benchmark", "redis-server", "redis-benchmark against redis-server", func() (err error) { res.Redis, err = runRedisAll(p, tmp); return }},
+		{"iperf", "iperf3", "", "iperf3, 8 parallel streams", func() (err error) { res.Iperf, err = runIperfAll(p, tmp); return }},
+	} {
+		if !want(t.part) {
+			continue
 		}
-		if _, err := exec.LookPath(bin); err != nil {
-			res.Skipped = append(res.Skipped, bin+": not installed ("+what+" skipped)")
-			logf("== %s: %s not installed, skipped", what, bin)
-			return
+		if !installed(t.bin) {
+			res.Skipped = append(res.Skipped, t.bin+": not installed ("+t.what+" skipped)")
+			logf("== %s: %s not installed, skipped", t.what, t.bin)
+			continue
 		}
-		logf("== %s", what)
-		if err := f(); err != nil {
-			res.Skipped = append(res.Skipped, what+": "+err.Error())
+		logf("== %s", t.what)
+		var err error
+		if t.server != "" && !installed(t.server) {
+			err = errors.New(t.server + " not installed")
+		} else {
+			err = t.run()
+		}
+		if err != nil {
+			res.Skipped = append(res.Skipped, t.what+": "+err.Error())
 			logf("  %v", err)
 		}
 	}
-	tool("wrk", "wrk", "wrk against nginx", func() error {
-		if _, err := exec.LookPath("nginx"); err != nil {
-			return errors.New("nginx not installed")
-		}
-		var err error
-		res.Wrk, err = runWrkAll(p, tmp)
-		return err
-	})
-	tool("redis", "redis-benchmark", "redis-benchmark against redis-server", func() error {
-		if _, err := exec.LookPath("redis-server"); err != nil {
-			return errors.New("redis-server not installed")
-		}
-		var err error
-		res.Redis, err = runRedisAll(p, tmp)
-		return err
-	})
-	tool("iperf", "iperf3", "iperf3, 8 parallel streams", func() error {
-		var err error
-		res.Iperf, err = runIperfAll(p, tmp)
-		return err
-	})
 	res.Targets = targets(res)
-	res.Comparisons = comparisons(res)
 	res.Configs = configs()
 	res.Seconds = time.Since(start).Seconds()
-	res.Markdown = markdown(res)
-	fmt.Println(res.Markdown)
+	report(res)
 	if err := writeConfigs(*flagOut, res.Configs); err != nil {
 		logf("compare: %v", err)
 		return 1
 	}
-	b, _ := json.MarshalIndent(res, "", "  ")
-	path := filepath.Join(*flagOut, "results.json")
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := writeResults(*flagOut, res); err != nil {
 		logf("compare: %v", err)
 		return 1
 	}
-	logf("wrote %s and %s in %.0f s", path, filepath.Join(*flagOut, "configs"), res.Seconds)
+	logf("wrote %s and %s in %.0f s", filepath.Join(*flagOut, "results.json"), filepath.Join(*flagOut, "configs"), res.Seconds)
 	return 0
 }
 
@@ -379,15 +360,12 @@ func render(in, out string) int {
 		return 1
 	}
 	res.Targets = targets(res)
-	res.Comparisons = comparisons(res)
-	res.Markdown = markdown(res)
-	fmt.Println(res.Markdown)
+	report(res)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		logf("compare: %v", err)
 		return 1
 	}
-	b, _ = json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "results.json"), append(b, '\n'), 0o644); err != nil {
+	if err := writeResults(out, res); err != nil {
 		logf("compare: %v", err)
 		return 1
 	}
@@ -397,6 +375,26 @@ func render(in, out string) int {
 	}
 	logf("rendered %s into %s", in, out)
 	return 0
+}
+
+// report computes the comparisons and the tables of res (its targets, configurations and
+// duration set), and prints the tables.
+func report(res *Results) {
+	res.Comparisons = comparisons(res)
+	res.Markdown = markdown(res)
+	fmt.Println(res.Markdown)
+}
+
+// writeResults writes res as dir/results.json.
+func writeResults(dir string, res *Results) error {
+	b, _ := json.MarshalIndent(res, "", "  ")
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644)
+}
+
+// installed reports whether bin is on the PATH.
+func installed(bin string) bool {
+	_, err := exec.LookPath(bin)
+	return err == nil
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }
@@ -473,13 +471,19 @@ func commit(root string) string {
 // bulkNames are the relays of the bulk rows: spliced at its defaults, then with each
 // -modes value, the Go relays, HAProxy with and without splice-auto, and socat.
 func bulkNames() []string {
-	names := []string{directSpec.name, nameSpliced}
+	names := append([]string{directSpec.name, nameSpliced}, modeNames()...)
+	return append(names, nameIOCopy, nameCopy, nameHAProxy, nameHASplice, nameSocat)
+}
+
+// modeNames are the rows of spliced with each -modes value.
+func modeNames() []string {
+	var names []string
 	for _, m := range strings.Split(*flagModes, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			names = append(names, nameSpliced+" --mode "+m)
 		}
 	}
-	return append(names, nameIOCopy, nameCopy, nameHAProxy, nameHASplice, nameSocat)
+	return names
 }
 
 func runTCPAll(p peers, tmp string) []TCPResult {
@@ -488,20 +492,15 @@ func runTCPAll(p peers, tmp string) []TCPResult {
 	specs := p.specs(bulkNames()...)
 	var out []TCPResult
 	for _, streams := range []int{1, 8} {
-		runs := interleave(specs, fixed(sink.ln.Addr().String()), tmp, func(rp *relayProc) (TCPResult, error) {
+		runs := interleave(specs, fixed(sink.ln.Addr().String()), tmp, TCPResult{Streams: streams}, func(rp *relayProc) (TCPResult, error) {
 			return runTCP(sink, rp.listen, rp.pid(), streams, *flagWarm, *flagDur)
-		}, func(r *TCPResult, s relaySpec, err error) {
-			r.Relay, r.Softnet, r.Direct, r.Streams = s.name, s.softnet, s.direct, streams
-			if err != nil {
-				r.Err = err.Error()
-			}
 		}, func(r TCPResult) string {
 			return fmt.Sprintf("%d streams %6.2f Gbit/s %6.2f GB/relay-CPU-s (cpu %.2f s)", streams, r.Gbits, r.BytesPerCPU/1e9, r.RelayCPU)
 		})
 		// Each row is the median run by bytes per relay-CPU-second (by Gbit/s for the
 		// direct path), with every run's figures kept as samples.
 		for _, rs := range runs {
-			m, _ := median(rs, func(r TCPResult) bool { return r.Err != "" }, func(r TCPResult) float64 {
+			m, _ := median(rs, keyTCP, func(r TCPResult) float64 {
 				if r.Direct {
 					return r.Gbits
 				}
@@ -550,7 +549,7 @@ func runUDPAll(spliced, udprelay, tmp string) []UDPResult {
 			rp.stop()
 		}
 		sink.Close()
-		r.Relay, r.Softnet = s.name, s.softnet
+		r.Row = s.row()
 		if err != nil {
 			r.Err = err.Error()
 			logf("  %-28s %v", s.name, err)
@@ -569,13 +568,7 @@ func runUDPAll(spliced, udprelay, tmp string) []UDPResult {
 }
 
 func runIdleAll(p peers, tmp string) []IdleResult {
-	names := []string{nameSpliced}
-	for _, m := range strings.Split(*flagModes, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			names = append(names, nameSpliced+" --mode "+m)
-		}
-	}
-	names = append(names, nameHAProxy, nameIOCopy, nameCopy)
+	names := append(append([]string{nameSpliced}, modeNames()...), nameHAProxy, nameIOCopy, nameCopy)
 	var out []IdleResult
 	sink := newTCPSink()
 	defer sink.close()
@@ -589,7 +582,7 @@ func runIdleAll(p peers, tmp string) []IdleResult {
 				err = fmt.Errorf("%w (relay's log: %s)", err, lastLine(string(b)))
 			}
 		}
-		r.Relay, r.Softnet = s.name, s.softnet
+		r.Row = s.row()
 		if err != nil {
 			r.Err = err.Error()
 			logf("  %-30s %v", s.name, err)

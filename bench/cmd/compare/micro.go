@@ -97,7 +97,7 @@ func mbufChain() *mbuf.Mbuf {
 }
 
 // gvChain is the same 64 KiB in 32 full 2 KiB gVisor views (chunks from its pools).
-func gvChain() gvbuf.Buffer {
+func gvChain() *gvbuf.Buffer {
 	var b gvbuf.Buffer
 	for i := range pieces {
 		v := gvbuf.NewView(pieceBytes)
@@ -106,7 +106,7 @@ func gvChain() gvbuf.Buffer {
 			panic(err)
 		}
 	}
-	return b
+	return &b
 }
 
 // grpcChain is the same 64 KiB in 32 2 KiB grpc-go mem buffers from the default pool.
@@ -119,14 +119,31 @@ func grpcChain() mem.BufferSlice {
 	return s
 }
 
-func devNull() int {
+// onChain starts a benchmark on a chain that newChain makes once and free frees when the
+// benchmark ends: it reports allocations, and with perChain the chain's bytes per op.
+func onChain[C any](b *testing.B, newChain func() C, free func(C), perChain bool) C {
+	c := newChain()
+	b.Cleanup(func() { free(c) })
+	if perChain {
+		b.SetBytes(chainBytes)
+	}
+	b.ReportAllocs()
+	return c
+}
+
+// devNull opens /dev/null for writing, closed when the benchmark ends.
+func devNull(b *testing.B) int {
 	fd, err := unix.Open(os.DevNull, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		panic(err)
 	}
+	b.Cleanup(func() { unix.Close(fd) })
 	return fd
 }
 
+// micros are the microbenchmarks. Each one's timed loop is written out in full, though
+// many differ from another in a line or two: a call through a function value in the loop
+// would be timed as well.
 func micros(withGvisor bool) []micro {
 	hdr := make([]byte, headerN)
 	ms := []micro{
@@ -171,19 +188,13 @@ func micros(withGvisor bool) []micro {
 			})
 		}},
 		{group: "share 64 KiB", impl: "softnet mbuf CopyM+FreeM", softnet: true, fn: func(b *testing.B) {
-			m := mbufChain()
-			defer m.FreeM()
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
+			m := onChain(b, mbufChain, (*mbuf.Mbuf).FreeM, true)
 			for b.Loop() {
 				mustV(m.CopyM(0, mbuf.CopyAll, mbuf.DontWait)).FreeM()
 			}
 		}},
 		{group: "share 64 KiB", impl: "grpc-go mem.BufferSlice Ref+Free", note: "no new slice: refcounts only", fn: func(b *testing.B) {
-			s := grpcChain()
-			defer s.Free()
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
+			s := onChain(b, grpcChain, mem.BufferSlice.Free, true)
 			for b.Loop() {
 				s.Ref()
 				s.Free()
@@ -196,10 +207,7 @@ func micros(withGvisor bool) []micro {
 			twoGoroutines(b, refChain, func(m *refMbuf) { refFreeM(refCopyM(m)) }, func(*refMbuf) {})
 		}},
 		{group: "split 64 KiB at 33,000 (share, cut, free both)", impl: "softnet mbuf CopyM+Split", softnet: true, fn: func(b *testing.B) {
-			m := mbufChain()
-			defer m.FreeM()
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
+			m := onChain(b, mbufChain, (*mbuf.Mbuf).FreeM, true)
 			for b.Loop() {
 				c := mustV(m.CopyM(0, mbuf.CopyAll, mbuf.DontWait))
 				rest := mustV(c.Split(splitAt, mbuf.DontWait))
@@ -208,12 +216,9 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "split 64 KiB at 33,000 (share, cut, free both)", impl: "grpc-go Ref + mem.SplitUnsafe", fn: func(b *testing.B) {
-			s := grpcChain()
-			defer s.Free()
+			s := onChain(b, grpcChain, mem.BufferSlice.Free, true)
 			left := make(mem.BufferSlice, 0, pieces+1)
 			right := make(mem.BufferSlice, 0, pieces+1)
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
 			for b.Loop() {
 				s.Ref()
 				i, off := splitAt/pieceBytes, splitAt%pieceBytes
@@ -225,9 +230,7 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "pullup 4 KiB of a shared 64 KiB chain", impl: "softnet mbuf CopyM+Pullup", softnet: true, fn: func(b *testing.B) {
-			m := mbufChain()
-			defer m.FreeM()
-			b.ReportAllocs()
+			m := onChain(b, mbufChain, (*mbuf.Mbuf).FreeM, false)
 			for b.Loop() {
 				c := mustV(m.CopyM(0, mbuf.CopyAll, mbuf.DontWait))
 				c = mustV(c.Pullup(pullupN, mbuf.DontWait))
@@ -236,10 +239,8 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "pullup 4 KiB of a shared 64 KiB chain", impl: "grpc-go Ref + copy into a pool buffer", fn: func(b *testing.B) {
-			s := grpcChain()
-			defer s.Free()
+			s := onChain(b, grpcChain, mem.BufferSlice.Free, false)
 			pool := mem.DefaultBufferPool()
-			b.ReportAllocs()
 			for b.Loop() {
 				s.Ref()
 				p := pool.Get(pullupN)
@@ -256,9 +257,7 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "prepend 16 B to a shared 64 KiB chain", impl: "softnet mbuf CopyM+Prepend", softnet: true, fn: func(b *testing.B) {
-			m := mbufChain()
-			defer m.FreeM()
-			b.ReportAllocs()
+			m := onChain(b, mbufChain, (*mbuf.Mbuf).FreeM, false)
 			for b.Loop() {
 				c := mustV(m.CopyM(0, mbuf.CopyAll, mbuf.DontWait))
 				c = mustV(c.Prepend(headerN, mbuf.DontWait))
@@ -267,11 +266,9 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "prepend 16 B to a shared 64 KiB chain", impl: "grpc-go Ref + mem.Copy header + new slice", fn: func(b *testing.B) {
-			s := grpcChain()
-			defer s.Free()
+			s := onChain(b, grpcChain, mem.BufferSlice.Free, false)
 			pool := mem.DefaultBufferPool()
 			c := make(mem.BufferSlice, 0, pieces+1)
-			b.ReportAllocs()
 			for b.Loop() {
 				s.Ref()
 				c = append(append(c[:0], mem.Copy(hdr, pool)), s...)
@@ -279,12 +276,8 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "writev 64 KiB chain to /dev/null", impl: "softnet mbuf WriteFd", softnet: true, fn: func(b *testing.B) {
-			m := mbufChain()
-			defer m.FreeM()
-			fd := devNull()
-			defer unix.Close(fd)
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
+			m := onChain(b, mbufChain, (*mbuf.Mbuf).FreeM, true)
+			fd := devNull(b)
 			for b.Loop() {
 				if n, err := m.WriteFd(fd); err != nil || n != chainBytes {
 					panic(fmt.Sprint(n, err))
@@ -292,13 +285,9 @@ func micros(withGvisor bool) []micro {
 			}
 		}},
 		{group: "writev 64 KiB chain to /dev/null", impl: "grpc-go BufferSlice + unix.Writev", fn: func(b *testing.B) {
-			s := grpcChain()
-			defer s.Free()
-			fd := devNull()
-			defer unix.Close(fd)
+			s := onChain(b, grpcChain, mem.BufferSlice.Free, true)
+			fd := devNull(b)
 			iov := make([][]byte, 0, pieces)
-			b.SetBytes(chainBytes)
-			b.ReportAllocs()
 			for b.Loop() {
 				iov = iov[:0]
 				for _, x := range s {
@@ -327,26 +316,20 @@ func micros(withGvisor bool) []micro {
 				})
 			}},
 			micro{group: "share 64 KiB", impl: "gVisor Buffer.Clone+Release", fn: func(b *testing.B) {
-				g := gvChain()
-				defer g.Release()
-				b.SetBytes(chainBytes)
-				b.ReportAllocs()
+				g := onChain(b, gvChain, (*gvbuf.Buffer).Release, true)
 				for b.Loop() {
 					c := g.Clone()
 					c.Release()
 				}
 			}},
 			micro{group: "share 64 KiB, 2 goroutines", impl: "gVisor Buffer.Clone+Release", fn: func(b *testing.B) {
-				twoGoroutines(b, func() *gvbuf.Buffer { g := gvChain(); return &g }, func(g *gvbuf.Buffer) {
+				twoGoroutines(b, gvChain, func(g *gvbuf.Buffer) {
 					c := g.Clone()
 					c.Release()
 				}, (*gvbuf.Buffer).Release)
 			}},
 			micro{group: "split 64 KiB at 33,000 (share, cut, free both)", impl: "gVisor Clone×2+Truncate/TrimFront", note: "pkg/buffer has no Split", fn: func(b *testing.B) {
-				g := gvChain()
-				defer g.Release()
-				b.SetBytes(chainBytes)
-				b.ReportAllocs()
+				g := onChain(b, gvChain, (*gvbuf.Buffer).Release, true)
 				for b.Loop() {
 					c := g.Clone()
 					rest := g.Clone()
@@ -357,9 +340,7 @@ func micros(withGvisor bool) []micro {
 				}
 			}},
 			micro{group: "pullup 4 KiB of a shared 64 KiB chain", impl: "gVisor Clone+PullUp", fn: func(b *testing.B) {
-				g := gvChain()
-				defer g.Release()
-				b.ReportAllocs()
+				g := onChain(b, gvChain, (*gvbuf.Buffer).Release, false)
 				for b.Loop() {
 					c := g.Clone()
 					v, ok := c.PullUp(0, pullupN)
@@ -371,9 +352,7 @@ func micros(withGvisor bool) []micro {
 				}
 			}},
 			micro{group: "prepend 16 B to a shared 64 KiB chain", impl: "gVisor Clone+Prepend(NewView)", fn: func(b *testing.B) {
-				g := gvChain()
-				defer g.Release()
-				b.ReportAllocs()
+				g := onChain(b, gvChain, (*gvbuf.Buffer).Release, false)
 				for b.Loop() {
 					c := g.Clone()
 					v := gvbuf.NewView(headerN)
@@ -385,13 +364,9 @@ func micros(withGvisor bool) []micro {
 				}
 			}},
 			micro{group: "writev 64 KiB chain to /dev/null", impl: "gVisor Buffer views + unix.Writev", fn: func(b *testing.B) {
-				g := gvChain()
-				defer g.Release()
-				fd := devNull()
-				defer unix.Close(fd)
+				g := onChain(b, gvChain, (*gvbuf.Buffer).Release, true)
+				fd := devNull(b)
 				iov := make([][]byte, 0, pieces)
-				b.SetBytes(chainBytes)
-				b.ReportAllocs()
 				for b.Loop() {
 					iov = iov[:0]
 					l := g.AsViewList()
@@ -406,33 +381,6 @@ func micros(withGvisor bool) []micro {
 		)
 	}
 	return ms
-}
-
-// twoGoroutines runs body b.N times in all, split between two goroutines, each on its own
-// state from setup: two flows on two Ps (as mbuf's own BenchmarkCopyMShared).
-func twoGoroutines[S any](b *testing.B, setup func() S, body func(S), teardown func(S)) {
-	var states [2]S
-	for i := range states {
-		states[i] = setup()
-	}
-	b.SetBytes(chainBytes)
-	b.ReportAllocs()
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < b.N; i += 2 {
-				body(states[g])
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	for _, s := range states {
-		teardown(s)
-	}
 }
 
 func nsOp(r testing.BenchmarkResult) float64 {

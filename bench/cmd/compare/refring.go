@@ -1,13 +1,46 @@
 package main
 
+// This file is a copy of twoGoroutines and of the global-mutex reference ring in
+// mbuf/bench_test.go (BenchmarkCopyMGlobalMutex), for the microbenchmarks: bench is a
+// module of its own and cannot import a _test.go file. A change to either copy belongs in
+// both.
+
 import (
 	"sync"
+	"testing"
 
 	"github.com/softnet-go/softnet/mbuf"
 	"github.com/softnet-go/softnet/uma"
 )
 
-// The reference, copied from mbuf/bench_test.go: OpenBSD's shared-cluster ring (uipc_mbuf.c, m_extref/m_extunref before
+// twoGoroutines runs body b.N times in all, split between two goroutines, each on its own
+// state from setup: two flows on two Ps (as mbuf's own BenchmarkCopyMShared).
+func twoGoroutines[S any](b *testing.B, setup func() S, body func(S), teardown func(S)) {
+	var states [2]S
+	for i := range states {
+		states[i] = setup()
+	}
+	b.SetBytes(chainBytes)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < b.N; i += 2 {
+				body(states[g])
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	for _, s := range states {
+		teardown(s)
+	}
+}
+
+// The reference: OpenBSD's shared-cluster ring (uipc_mbuf.c, m_extref/m_extunref before
 // the refcount), where sharers of a cluster are linked in a ring through their mbufs and
 // every change to any ring is made under one global mutex, m_extref_mtx. Mbufs come from
 // a uma zone, as ours do, so that only the sharing differs.

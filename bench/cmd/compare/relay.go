@@ -22,19 +22,24 @@ import (
 // relayProc is one relay under test, running as its own process (or, for the direct
 // path, no process: listen is the target itself).
 type relayProc struct {
+	*proc   // nil for the direct path
 	name    string
 	softnet bool
-	cmd     *exec.Cmd
 	listen  string
-	logf    *os.File
 }
 
 // pid is the relay process's id, 0 for the direct path (no relay CPU to read).
 func (rp *relayProc) pid() int {
-	if rp.cmd == nil || rp.cmd.Process == nil {
+	if rp.proc == nil || rp.cmd.Process == nil {
 		return 0
 	}
 	return rp.cmd.Process.Pid
+}
+
+func (rp *relayProc) stop() {
+	if rp.proc != nil {
+		rp.proc.stop()
+	}
 }
 
 // relaySpec says how to start a relay from listen to target.
@@ -47,6 +52,16 @@ type relaySpec struct {
 	tool  string
 	start func(listen, target, dir string) *exec.Cmd
 }
+
+// Row is how the row of every relay scenario begins: the relay it ran through.
+type Row struct {
+	Relay   string `json:"relay"`
+	Softnet bool   `json:"softnet"`
+	// Direct is the path with no relay, the ceiling of the relays' rows.
+	Direct bool `json:"direct,omitempty"`
+}
+
+func (s relaySpec) row() Row { return Row{s.name, s.softnet, s.direct} }
 
 // directSpec is the path with no relay, the ceiling of every relay row.
 var directSpec = relaySpec{name: "direct (no relay)", direct: true}
@@ -61,12 +76,82 @@ func killAll() {
 	procsMu.Lock()
 	defer procsMu.Unlock()
 	for c := range procs {
-		if c.Process != nil {
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL) // its process group: socat's forks too
-			_ = c.Process.Kill()
-		}
+		kill(c)
 		delete(procs, c)
 	}
+}
+
+// kill kills c's process and its process group (socat's forks too).
+func kill(c *exec.Cmd) {
+	if c.Process != nil {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		_ = c.Process.Kill()
+	}
+}
+
+// proc is a process the harness runs, a relay or a target server: in a process group of
+// its own, its output in a log file, and killed by killAll if it still runs then.
+type proc struct {
+	cmd    *exec.Cmd
+	logf   *os.File
+	exited chan struct{}
+}
+
+// startProc starts cmd with its output in the file logPath.
+func startProc(cmd *exec.Cmd, logPath string) (*proc, error) {
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	procsMu.Lock()
+	procs[cmd] = true
+	procsMu.Unlock()
+	p := &proc{cmd: cmd, logf: lf, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// await waits until the process named name accepts a TCP connection on addr (with udp,
+// only that it has not exited at once, then a short settle). If it exits first, or is not
+// listening after 5 s, await stops it and says so.
+func (p *proc) await(name, addr string, udp bool) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			p.stop()
+			b, _ := os.ReadFile(p.logf.Name())
+			return fmt.Errorf("%s exited at start: %s", name, lastLine(string(b)))
+		default:
+		}
+		if udp {
+			time.Sleep(300 * time.Millisecond)
+			return nil
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return fmt.Errorf("%s: not listening on %s after 5 s", name, addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) stop() {
+	procsMu.Lock()
+	delete(procs, p.cmd)
+	procsMu.Unlock()
+	kill(p.cmd)
+	p.logf.Close()
 }
 
 func freePort(network string) string {
@@ -95,66 +180,23 @@ func startRelay(spec relaySpec, target, network, dir string) (*relayProc, error)
 	listen := freePort(network)
 	cmd := spec.start(listen, target, dir)
 	recordCmd(spec.tool, spec.name, cmd.Args)
-	lf, err := os.Create(filepath.Join(dir, sanitize(spec.name)+".log"))
+	p, err := startProc(cmd, filepath.Join(dir, sanitize(spec.name)+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	if err := p.await(spec.name, listen, network == "udp"); err != nil {
 		return nil, err
 	}
-	procsMu.Lock()
-	procs[cmd] = true
-	procsMu.Unlock()
-	rp := &relayProc{name: spec.name, softnet: spec.softnet, cmd: cmd, listen: listen, logf: lf}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case <-exited:
-			rp.stop()
-			b, _ := os.ReadFile(lf.Name())
-			return nil, fmt.Errorf("%s exited at start: %s", spec.name, lastLine(string(b)))
-		default:
-		}
-		if network == "udp" {
-			time.Sleep(300 * time.Millisecond)
-			return rp, nil
-		}
-		if c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond); err == nil {
-			c.Close()
-			time.Sleep(100 * time.Millisecond)
-			return rp, nil
-		}
-		if time.Now().After(deadline) {
-			rp.stop()
-			return nil, fmt.Errorf("%s: not listening on %s after 5 s", spec.name, listen)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if network != "udp" {
+		time.Sleep(100 * time.Millisecond)
 	}
+	return &relayProc{proc: p, name: spec.name, softnet: spec.softnet, listen: listen}, nil
 }
 
 // lastLine is the last non-empty line of a log, for one-line error messages.
 func lastLine(s string) string {
 	ls := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(ls[len(ls)-1])
-}
-
-func (rp *relayProc) stop() {
-	if rp.cmd == nil {
-		return
-	}
-	procsMu.Lock()
-	delete(procs, rp.cmd)
-	procsMu.Unlock()
-	if rp.cmd.Process != nil {
-		_ = syscall.Kill(-rp.cmd.Process.Pid, syscall.SIGKILL)
-		_ = rp.cmd.Process.Kill()
-	}
-	rp.logf.Close()
 }
 
 func sanitize(s string) string {
@@ -236,9 +278,7 @@ func procRSS(pid int) int64 {
 
 // TCPResult is one relay at one stream count.
 type TCPResult struct {
-	Relay       string  `json:"relay"`
-	Softnet     bool    `json:"softnet"`
-	Direct      bool    `json:"direct,omitempty"`
+	Row
 	Streams     int     `json:"streams"`
 	Seconds     float64 `json:"seconds"`
 	Bytes       int64   `json:"bytes"`
@@ -281,15 +321,8 @@ func newTCPSink() *tcpSink {
 			s.held = append(s.held, c)
 			s.mu.Unlock()
 			go func() {
-				buf := make([]byte, 256<<10)
-				for {
-					n, err := c.Read(buf)
-					s.bytes.Add(int64(n))
-					if err != nil {
-						c.Close() // the relay's flow ends, as with a real target
-						return
-					}
-				}
+				drain(c, &s.bytes)
+				c.Close() // the relay's flow ends, as with a real target
 			}()
 		}
 	}()
@@ -307,44 +340,92 @@ func (s *tcpSink) closeConns() {
 
 func (s *tcpSink) close() { s.ln.Close(); s.closeConns() }
 
+// drain reads c until an error, counting what it reads in n.
+func drain(c net.Conn, n *atomic.Int64) {
+	buf := make([]byte, 256<<10)
+	for {
+		k, err := c.Read(buf)
+		n.Add(int64(k))
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stream writes to every connection from a goroutine of its own, 128 KiB at a time and
+// the first byte first, while going says so and until a write fails (by deadline at the
+// latest). wait waits for the writers, and returns a write error that excused does not
+// excuse.
+func stream(cs []net.Conn, first byte, deadline time.Time, going func() bool, excused func(error) bool) (wait func() error) {
+	var werr atomic.Value
+	done := each(cs, func(c net.Conn) {
+		buf := make([]byte, 128<<10)
+		buf[0] = first
+		_ = c.SetWriteDeadline(deadline)
+		for going() {
+			if _, err := c.Write(buf); err != nil {
+				if !excused(err) {
+					werr.Store(err)
+				}
+				return
+			}
+			buf[0] = 0
+		}
+	})
+	return func() error {
+		done()
+		err, _ := werr.Load().(error)
+		return err
+	}
+}
+
+// each runs f on every connection, each in a goroutine of its own; wait waits for them.
+func each(cs []net.Conn, f func(c net.Conn)) (wait func()) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(c)
+		}()
+	}
+	return wg.Wait
+}
+
+// dialAll opens n connections to addr; on an error it closes those it opened.
+func dialAll(addr string, n int) ([]net.Conn, error) {
+	cs := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			closeAll(cs)
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func closeAll(cs []net.Conn) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
 // runTCP streams through addr for warm+dur from streams connections and measures the
 // sink's bytes and pid's CPU (pid 0: no relay) over dur.
 func runTCP(sink *tcpSink, addr string, pid, streams int, warm, dur time.Duration) (TCPResult, error) {
 	r := TCPResult{Streams: streams}
 	ctx, cancel := context.WithTimeout(context.Background(), warm+dur+2*time.Second)
 	defer cancel()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		sink.closeConns()
-	}()
-	for range streams {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			return r, err
-		}
-		conns = append(conns, c)
+	defer sink.closeConns()
+	conns, err := dialAll(addr, streams)
+	if err != nil {
+		return r, err
 	}
-	var wg sync.WaitGroup
-	var werr atomic.Value
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 128<<10)
-			_ = c.SetWriteDeadline(time.Now().Add(warm + dur + time.Second))
-			for ctx.Err() == nil {
-				if _, err := c.Write(buf); err != nil {
-					if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-						werr.Store(err)
-					}
-					return
-				}
-			}
-		}()
-	}
+	defer closeAll(conns)
+	wait := stream(conns, 0, time.Now().Add(warm+dur+time.Second), func() bool { return ctx.Err() == nil },
+		func(err error) bool { return ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) })
 	time.Sleep(warm)
 	b0, c0, t0 := sink.bytes.Load(), cpuOf(pid), time.Now()
 	time.Sleep(dur)
@@ -353,9 +434,8 @@ func runTCP(sink *tcpSink, addr string, pid, streams int, warm, dur time.Duratio
 	for _, c := range conns {
 		_ = c.SetWriteDeadline(time.Now())
 	}
-	wg.Wait()
-	if e, ok := werr.Load().(error); ok {
-		return r, e
+	if err := wait(); err != nil {
+		return r, err
 	}
 	r.Seconds = t1.Sub(t0).Seconds()
 	r.Bytes = b1 - b0
@@ -381,8 +461,7 @@ func cpuOf(pid int) float64 {
 
 // UDPResult is one UDP relay.
 type UDPResult struct {
-	Relay      string  `json:"relay"`
-	Softnet    bool    `json:"softnet"`
+	Row
 	Seconds    float64 `json:"seconds"`
 	Sent       int64   `json:"sent"`
 	Received   int64   `json:"received"`
@@ -466,8 +545,7 @@ func runUDP(sink *net.UDPConn, addr string, pid int, warm, dur time.Duration) (U
 // IdleResult is the RSS cost of idle relayed connections, and the relay's CPU while
 // idle.
 type IdleResult struct {
-	Relay      string  `json:"relay"`
-	Softnet    bool    `json:"softnet"`
+	Row
 	Conns      int     `json:"conns"`
 	RSSBefore  int64   `json:"rss_before"`
 	RSSAfter   int64   `json:"rss_after"`
@@ -499,11 +577,7 @@ func runIdle(sink *tcpSink, addr string, pid, n, cpuConns int, cpuWin time.Durat
 	r.CPUIdlePct = 100 * (procCPU(pid) - c0) / cpuWin.Seconds()
 	r.RSSBefore = procRSS(pid)
 	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer func() { closeAll(conns) }() // conns as it is at the end
 	fd0 := procFDs(pid)
 	defer func() {
 		if got := sink.conns.Load() - base; got > 0 && r.FDsPerConn == 0 {

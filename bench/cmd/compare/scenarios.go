@@ -106,9 +106,12 @@ func (p peers) specs(names ...string) []relaySpec {
 
 // interleave runs every spec once per round, round-robin within the round, each run with
 // a relay process of its own started for it, and returns each spec's runs in spec order.
-// tag names a run's result and records its error; show is its log line.
-func interleave[T any](specs []relaySpec, target func() (string, func()), tmp string, run func(rp *relayProc) (T, error),
-	tag func(r *T, s relaySpec, err error), show func(T) string) [][]T {
+// A run whose relay did not start is blank; every run's row is named after its relay and
+// keeps its error (ran); show is its log line.
+func interleave[T any, P interface {
+	*T
+	ran(relaySpec, error)
+}](specs []relaySpec, target func() (string, func()), tmp string, blank T, run func(rp *relayProc) (T, error), show func(T) string) [][]T {
 	out := make([][]T, len(specs))
 	rounds := max(*flagRounds, 1)
 	for round := 1; round <= rounds; round++ {
@@ -116,7 +119,7 @@ func interleave[T any](specs []relaySpec, target func() (string, func()), tmp st
 			logf("  round %d of %d", round, rounds)
 		}
 		for i, s := range specs {
-			var r T
+			r := blank
 			addr, done := target()
 			rp, err := startRelay(s, addr, "tcp", tmp)
 			if err == nil {
@@ -124,7 +127,7 @@ func interleave[T any](specs []relaySpec, target func() (string, func()), tmp st
 				rp.stop()
 			}
 			done()
-			tag(&r, s, err)
+			P(&r).ran(s, err)
 			if err != nil {
 				logf("  %-30s error: %v", s.name, err)
 			} else {
@@ -137,14 +140,61 @@ func interleave[T any](specs []relaySpec, target func() (string, func()), tmp st
 	return out
 }
 
+// ran names a row after the relay it ran through, and records the run's error if it has
+// one.
+func (r *TCPResult) ran(s relaySpec, err error)   { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *RRResult) ran(s relaySpec, err error)    { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *ChurnResult) ran(s relaySpec, err error) { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *FairResult) ran(s relaySpec, err error)  { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *WrkResult) ran(s relaySpec, err error)   { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *RedisResult) ran(s relaySpec, err error) { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+func (r *IperfResult) ran(s relaySpec, err error) { r.Row, r.Err = s.row(), errOr(r.Err, err) }
+
+// errOr is err's text, or was when err is nil.
+func errOr(was string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return was
+}
+
+// wrkRun and redisRun are one relay's run of a tool that gives a row per variant (wrk's
+// connection modes, redis-benchmark's tests).
+type (
+	wrkRun   []WrkResult
+	redisRun []RedisResult
+)
+
+func (rs *wrkRun) ran(s relaySpec, err error) {
+	ranEach((*[]WrkResult)(rs), s, err, WrkResult{Conn: "keep-alive"}, WrkResult{Conn: "close"})
+}
+
+func (rs *redisRun) ran(s relaySpec, err error) {
+	ranEach((*[]RedisResult)(rs), s, err, RedisResult{Test: "SET"}, RedisResult{Test: "GET"})
+}
+
+// ranEach is ran of every row of a run; a failed run's rows are failed, one per variant.
+func ranEach[T any, P interface {
+	*T
+	ran(relaySpec, error)
+}](rs *[]T, s relaySpec, err error, failed ...T) {
+	if err != nil {
+		*rs = failed
+	}
+	for i := range *rs {
+		P(&(*rs)[i]).ran(s, err)
+	}
+}
+
 // fixed is a target that is the same for every run.
 func fixed(addr string) func() (string, func()) {
 	return func() (string, func()) { return addr, func() {} }
 }
 
-// median returns the run whose key is the median of the runs without an error (the
-// first run when all failed), and every good run's key.
-func median[T any](rs []T, failed func(T) bool, key func(T) float64) (T, []float64) {
+// median returns the run whose by is the median of the runs without an error (the first
+// run when all failed), and every good run's by.
+func median[T any](rs []T, key func(T) (relay, err string), by func(T) float64) (T, []float64) {
+	failed := func(r T) bool { _, err := key(r); return err != "" }
 	var ok []T
 	for _, r := range rs {
 		if !failed(r) {
@@ -154,14 +204,47 @@ func median[T any](rs []T, failed func(T) bool, key func(T) float64) (T, []float
 	if len(ok) == 0 {
 		return rs[0], nil
 	}
-	sort.SliceStable(ok, func(i, j int) bool { return key(ok[i]) < key(ok[j]) })
+	sort.SliceStable(ok, func(i, j int) bool { return by(ok[i]) < by(ok[j]) })
 	var samples []float64
 	for _, r := range rs {
 		if !failed(r) {
-			samples = append(samples, key(r))
+			samples = append(samples, by(r))
 		}
 	}
 	return ok[len(ok)/2], samples
+}
+
+// medians is every spec's median run (median), in spec order, with its samples set.
+func medians[T any](runs [][]T, key func(T) (relay, err string), by func(T) float64, samples func(*T) *[]float64) []T {
+	var out []T
+	for _, rs := range runs {
+		m, s := median(rs, key, by)
+		*samples(&m) = s
+		out = append(out, m)
+	}
+	return out
+}
+
+// byVariant regroups the runs of a tool with a row per variant: for each variant in turn,
+// each spec's rows of it (variant says a row's).
+func byVariant[T any, S ~[]T](runs [][]S, variants []string, variant func(T) string) [][]T {
+	var out [][]T
+	for _, v := range variants {
+		for _, rs := range runs {
+			var these []T
+			for _, r := range rs {
+				for _, x := range r {
+					if variant(x) == v {
+						these = append(these, x)
+					}
+				}
+			}
+			if len(these) > 0 {
+				out = append(out, these)
+			}
+		}
+	}
+	return out
 }
 
 func runRRAll(p peers, conns int, tmp string) []RRResult {
@@ -169,31 +252,22 @@ func runRRAll(p peers, conns int, tmp string) []RRResult {
 	defer srv.close()
 	names := []string{directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy, nameSocat}
 	specs := p.specs(names...)
-	runs := interleave(specs, fixed(srv.addr()), tmp, func(rp *relayProc) (RRResult, error) {
+	runs := interleave(specs, fixed(srv.addr()), tmp, RRResult{Conns: conns}, func(rp *relayProc) (RRResult, error) {
 		defer srv.closeConns()
 		dur := *flagRRDur
 		if conns == 1 {
 			dur = *flagRR1Dur
 		}
 		return measureRR(rp, conns, *flagRRWarm, dur)
-	}, func(r *RRResult, s relaySpec, err error) {
-		r.Relay, r.Softnet, r.Direct, r.Conns = s.name, s.softnet, s.direct, conns
-		if err != nil {
-			r.Err = err.Error()
-		}
 	}, func(r RRResult) string {
 		return fmt.Sprintf("%8.0f req/s  p50 %6.1f µs  p99 %7.1f µs  relay CPU %.2f s", r.PerSec, r.P50us, r.P99us, r.RelayCPU)
 	})
-	var out []RRResult
-	for _, rs := range runs {
-		var m RRResult
-		if conns == 1 {
-			m, m.Samples = median(rs, func(r RRResult) bool { return r.Err != "" }, func(r RRResult) float64 { return r.P50us })
-		} else {
-			m, m.Samples = median(rs, func(r RRResult) bool { return r.Err != "" }, func(r RRResult) float64 { return r.PerSec })
-		}
-		out = append(out, m)
+	// One connection is about latency, 32 about throughput.
+	by := func(r RRResult) float64 { return r.PerSec }
+	if conns == 1 {
+		by = func(r RRResult) float64 { return r.P50us }
 	}
+	out := medians(runs, keyRR, by, func(r *RRResult) *[]float64 { return &r.Samples })
 	if len(out) > 0 && out[0].Direct && out[0].Err == "" {
 		for i := range out {
 			if out[i].Err == "" {
@@ -214,62 +288,46 @@ func runChurnAll(p peers, clients int, tmp string) []ChurnResult {
 		srv = newMuxServer()
 		return srv.addr(), srv.close
 	}
-	runs := interleave(specs, target, tmp, func(rp *relayProc) (ChurnResult, error) {
+	runs := interleave(specs, target, tmp, ChurnResult{Clients: clients}, func(rp *relayProc) (ChurnResult, error) {
 		return measureChurn(rp, clients, *flagRRWarm, *flagRRDur)
-	}, func(r *ChurnResult, s relaySpec, err error) {
-		r.Relay, r.Softnet, r.Direct, r.Clients = s.name, s.softnet, s.direct, clients
-		if err != nil {
-			r.Err = err.Error()
-		}
 	}, func(r ChurnResult) string {
 		return fmt.Sprintf("%8.0f conn/s  %d failed  relay CPU %.2f s", r.PerSec, r.Failed, r.RelayCPU)
 	})
-	var out []ChurnResult
-	for _, rs := range runs {
-		m, s := median(rs, func(r ChurnResult) bool { return r.Err != "" }, func(r ChurnResult) float64 { return r.PerSec })
-		m.Samples = s
-		out = append(out, m)
-	}
-	return out
+	return medians(runs, keyChurn, func(r ChurnResult) float64 { return r.PerSec }, func(r *ChurnResult) *[]float64 { return &r.Samples })
 }
 
 func runFairAll(p peers, bulk int, tmp string) []FairResult {
 	srv := newMuxServer()
 	defer srv.close()
 	specs := p.specs(directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy)
-	runs := interleave(specs, fixed(srv.addr()), tmp, func(rp *relayProc) (FairResult, error) {
+	runs := interleave(specs, fixed(srv.addr()), tmp, FairResult{Bulk: bulk}, func(rp *relayProc) (FairResult, error) {
 		defer srv.closeConns()
 		return measureFair(srv, rp, bulk, *flagWarm, *flagRRDur)
-	}, func(r *FairResult, s relaySpec, err error) {
-		r.Relay, r.Softnet, r.Direct, r.Bulk = s.name, s.softnet, s.direct, bulk
-		if err != nil {
-			r.Err = err.Error()
-		}
 	}, func(r FairResult) string {
 		return fmt.Sprintf("interactive p50 %6.1f µs p99 %7.1f µs %6.0f req/s; bulk %5.2f Gbit/s (alone %5.2f)", r.InterP50, r.InterP99, r.InterRate, r.BulkGbit, r.BulkOnlyGbit)
 	})
-	var out []FairResult
-	for _, rs := range runs {
-		m, s := median(rs, func(r FairResult) bool { return r.Err != "" }, func(r FairResult) float64 { return r.InterP99 })
-		m.Samples = s
-		out = append(out, m)
-	}
-	return out
+	return medians(runs, keyFair, func(r FairResult) float64 { return r.InterP99 }, func(r *FairResult) *[]float64 { return &r.Samples })
 }
 
-// thirdPartySpecs are the relays the third-party clients run through.
-func thirdPartySpecs(p peers) []relaySpec {
-	return p.specs(directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy)
-}
-
-func runWrkAll(p peers, tmp string) ([]WrkResult, error) {
-	ng, err := startNginx(tmp)
+// thirdParty starts a third-party server (start) and interleaves runs of its client
+// through the direct path, spliced, HAProxy and the Go relays, as interleave; no runs if
+// the server does not start.
+func thirdParty[T any, P interface {
+	*T
+	ran(relaySpec, error)
+}](p peers, tmp string, start func(dir string) (*server, error), blank T, run func(rp *relayProc) (T, error), show func(T) string) ([][]T, error) {
+	srv, err := start(tmp)
 	if err != nil {
 		return nil, err
 	}
-	defer ng.stop()
-	runs := interleave(thirdPartySpecs(p), fixed(ng.addr), tmp, func(rp *relayProc) ([]WrkResult, error) {
-		var rs []WrkResult
+	defer srv.stop()
+	specs := p.specs(directSpec.name, nameSpliced, nameHAProxy, nameIOCopy, nameCopy)
+	return interleave[T, P](specs, fixed(srv.addr), tmp, blank, run, show), nil
+}
+
+func runWrkAll(p peers, tmp string) ([]WrkResult, error) {
+	runs, err := thirdParty(p, tmp, startNginx, nil, func(rp *relayProc) (wrkRun, error) {
+		var rs wrkRun
 		for _, close := range []bool{false, true} {
 			r, err := runWrk(rp.listen, rp.pid(), close, *flagToolDur)
 			if err != nil {
@@ -279,14 +337,7 @@ func runWrkAll(p peers, tmp string) ([]WrkResult, error) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return rs, nil
-	}, func(rs *[]WrkResult, s relaySpec, err error) {
-		if err != nil {
-			*rs = []WrkResult{{Conn: "keep-alive", Err: err.Error()}, {Conn: "close", Err: err.Error()}}
-		}
-		for i := range *rs {
-			(*rs)[i].Relay, (*rs)[i].Softnet, (*rs)[i].Direct = s.name, s.softnet, s.direct
-		}
-	}, func(rs []WrkResult) string {
+	}, func(rs wrkRun) string {
 		var b []string
 		for _, r := range rs {
 			if r.Err != "" {
@@ -297,45 +348,15 @@ func runWrkAll(p peers, tmp string) ([]WrkResult, error) {
 		}
 		return strings.Join(b, "; ")
 	})
-	var out []WrkResult
-	for _, conn := range []string{"keep-alive", "close"} {
-		for _, rs := range runs {
-			var these []WrkResult
-			for _, r := range rs {
-				for _, w := range r {
-					if w.Conn == conn {
-						these = append(these, w)
-					}
-				}
-			}
-			if len(these) == 0 {
-				continue
-			}
-			m, s := median(these, func(r WrkResult) bool { return r.Err != "" }, func(r WrkResult) float64 { return r.PerSec })
-			m.Samples = s
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	modes := byVariant(runs, []string{"keep-alive", "close"}, func(r WrkResult) string { return r.Conn })
+	return medians(modes, keyWrk, func(r WrkResult) float64 { return r.PerSec }, func(r *WrkResult) *[]float64 { return &r.Samples }), err
 }
 
 func runRedisAll(p peers, tmp string) ([]RedisResult, error) {
-	rd, err := startRedis(tmp)
-	if err != nil {
-		return nil, err
-	}
-	defer rd.stop()
 	n := *flagRedisN
-	runs := interleave(thirdPartySpecs(p), fixed(rd.addr), tmp, func(rp *relayProc) ([]RedisResult, error) {
+	runs, err := thirdParty(p, tmp, startRedis, nil, func(rp *relayProc) (redisRun, error) {
 		return runRedis(rp.listen, rp.pid(), n)
-	}, func(rs *[]RedisResult, s relaySpec, err error) {
-		if err != nil {
-			*rs = []RedisResult{{Test: "SET", Err: err.Error()}, {Test: "GET", Err: err.Error()}}
-		}
-		for i := range *rs {
-			(*rs)[i].Relay, (*rs)[i].Softnet, (*rs)[i].Direct = s.name, s.softnet, s.direct
-		}
-	}, func(rs []RedisResult) string {
+	}, func(rs redisRun) string {
 		var b []string
 		for _, r := range rs {
 			b = append(b, fmt.Sprintf("%s %7.0f req/s", r.Test, r.PerSec))
@@ -345,52 +366,18 @@ func runRedisAll(p peers, tmp string) ([]RedisResult, error) {
 		}
 		return strings.Join(b, "; ")
 	})
-	var out []RedisResult
-	for _, test := range []string{"SET", "GET"} {
-		for _, rs := range runs {
-			var these []RedisResult
-			for _, r := range rs {
-				for _, x := range r {
-					if x.Test == test {
-						these = append(these, x)
-					}
-				}
-			}
-			if len(these) == 0 {
-				continue
-			}
-			m, s := median(these, func(r RedisResult) bool { return r.Err != "" }, func(r RedisResult) float64 { return r.PerSec })
-			m.Samples = s
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	tests := byVariant(runs, []string{"SET", "GET"}, func(r RedisResult) string { return r.Test })
+	return medians(tests, keyRedis, func(r RedisResult) float64 { return r.PerSec }, func(r *RedisResult) *[]float64 { return &r.Samples }), err
 }
 
 func runIperfAll(p peers, tmp string) ([]IperfResult, error) {
-	ip, err := startIperf(tmp)
-	if err != nil {
-		return nil, err
-	}
-	defer ip.stop()
 	secs := max(1, int(flagIperfDur.Round(time.Second)/time.Second))
-	runs := interleave(thirdPartySpecs(p), fixed(ip.addr), tmp, func(rp *relayProc) (IperfResult, error) {
+	runs, err := thirdParty(p, tmp, startIperf, IperfResult{Streams: 8}, func(rp *relayProc) (IperfResult, error) {
 		r, err := runIperf(rp.listen, rp.pid(), 8, secs)
 		time.Sleep(200 * time.Millisecond) // the server is ready for the next test
 		return r, err
-	}, func(r *IperfResult, s relaySpec, err error) {
-		r.Relay, r.Softnet, r.Direct, r.Streams = s.name, s.softnet, s.direct, 8
-		if err != nil {
-			r.Err = err.Error()
-		}
 	}, func(r IperfResult) string {
 		return fmt.Sprintf("%6.2f Gbit/s  %d retransmits  slowest/fastest %.2f  relay CPU %.2f s", r.Gbits, r.Retransmits, r.SlowFast, r.RelayCPU)
 	})
-	var out []IperfResult
-	for _, rs := range runs {
-		m, s := median(rs, func(r IperfResult) bool { return r.Err != "" }, func(r IperfResult) float64 { return r.Gbits })
-		m.Samples = s
-		out = append(out, m)
-	}
-	return out, nil
+	return medians(runs, keyIperf, func(r IperfResult) float64 { return r.Gbits }, func(r *IperfResult) *[]float64 { return &r.Samples }), err
 }

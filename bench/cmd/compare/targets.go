@@ -115,10 +115,7 @@ func (ts *targetList) notRun(target, goal string, whys ...string) {
 // (a CPU figure below the clock tick, a latency no higher than the direct path's) leaves
 // no ratio to check, and the row says so.
 func (ts *targetList) ratio(target string, a, b float64, le bool, bound float64, ref, note string) {
-	goal := fmt.Sprintf("≥ %.1f× %s", bound, ref)
-	if le {
-		goal = fmt.Sprintf("≤ %.1f× %s", bound, ref)
-	}
+	goal := ratioGoal(le, bound, ref)
 	if b <= 0 {
 		ts.notRun(target, goal, fmt.Sprintf("%s reads %.3g, no ratio (%s)", ref, b, note))
 		return
@@ -129,6 +126,47 @@ func (ts *targetList) ratio(target string, a, b float64, le bool, bound float64,
 		met = v <= bound
 	}
 	ts.add(target, goal, v, "×", met, note)
+}
+
+// ratioGoal is the goal of a ratio target: at most (le) or at least bound times ref.
+func ratioGoal(le bool, bound float64, ref string) string {
+	if le {
+		return fmt.Sprintf("≤ %.1f× %s", bound, ref)
+	}
+	return fmt.Sprintf("≥ %.1f× %s", bound, ref)
+}
+
+// figure is one figure of a scenario's rows that a ratio target bounds: what it is, the
+// bound (at most, le, or at least), how a row gives it, and the note's format of the two
+// figures.
+type figure[T any] struct {
+	what  string
+	le    bool
+	bound float64
+	of    func(*T) float64
+	note  string
+}
+
+// fig is a figure, with T inferred from of.
+func fig[T any](what string, le bool, bound float64, of func(*T) float64, note string) figure[T] {
+	return figure[T]{what, le, bound, of, note}
+}
+
+// versusHAProxy adds a ratio target per figure, "<pre>spliced <what> vs HAProxy's", on
+// spliced's row of rows against HAProxy's (the rows match accepts); it is not run when
+// this run lacks either row.
+func versusHAProxy[T any](ts *targetList, rows []T, key func(T) (string, string), match func(T) bool, pre string, figs ...figure[T]) {
+	s, whyS := pick(rows, nameSpliced, key, match)
+	ha, whyHA := pick(rows, nameHAProxy, key, match)
+	for _, f := range figs {
+		t := pre + "spliced " + f.what + " vs HAProxy's"
+		if s == nil || ha == nil {
+			ts.notRun(t, ratioGoal(f.le, f.bound, "HAProxy's"), whyS, whyHA)
+			continue
+		}
+		a, b := f.of(s), f.of(ha)
+		ts.ratio(t, a, b, f.le, f.bound, "HAProxy's", fmt.Sprintf(f.note, a, b))
+	}
 }
 
 // skippedWhy is the run's own word on why a tool's rows are missing, if it has one.
@@ -174,26 +212,24 @@ func targets(res *Results) []Target {
 			if n > 1 {
 				pre = fmt.Sprintf("Bulk TCP, %d streams: ", n)
 			}
-			gbcpu := func(a, b *TCPResult) string {
-				return fmt.Sprintf("%.2f vs %.2f GB per relay-CPU-s (%.2f vs %.2f Gbit/s)", a.BytesPerCPU/1e9, b.BytesPerCPU/1e9, a.Gbits, b.Gbits)
-			}
-			t := pre + "spliced --mode kernel, bytes per relay CPU-second vs the io.Copy relay"
-			if k != nil && io != nil {
-				ts.ratio(t, k.BytesPerCPU, io.BytesPerCPU, false, 1.0, "io.Copy's", gbcpu(k, io))
-			} else {
-				ts.notRun(t, "≥ 1.0× io.Copy's", whyK, whyIO)
-			}
-			t = pre + "spliced --mode user, bytes per relay CPU-second vs the 32 KiB copy relay"
-			if u != nil && c != nil {
-				ts.ratio(t, u.BytesPerCPU, c.BytesPerCPU, false, 1.1, "the copy relay's", gbcpu(u, c))
-			} else {
-				ts.notRun(t, "≥ 1.1× the copy relay's", whyU, whyC)
-			}
-			t = pre + "spliced at its defaults (--mode auto), bytes per relay CPU-second vs the io.Copy relay"
-			if sp != nil && io != nil {
-				ts.ratio(t, sp.BytesPerCPU, io.BytesPerCPU, false, 1.0, "io.Copy's", gbcpu(sp, io))
-			} else {
-				ts.notRun(t, "≥ 1.0× io.Copy's", whyS, whyIO)
+			// Bytes per relay CPU-second: each path of spliced against a Go relay.
+			for _, v := range []struct {
+				what       string
+				a, b       *TCPResult
+				bound      float64
+				ref        string
+				whyA, whyB string
+			}{
+				{"spliced --mode kernel, bytes per relay CPU-second vs the io.Copy relay", k, io, 1.0, "io.Copy's", whyK, whyIO},
+				{"spliced --mode user, bytes per relay CPU-second vs the 32 KiB copy relay", u, c, 1.1, "the copy relay's", whyU, whyC},
+				{"spliced at its defaults (--mode auto), bytes per relay CPU-second vs the io.Copy relay", sp, io, 1.0, "io.Copy's", whyS, whyIO},
+			} {
+				if v.a == nil || v.b == nil {
+					ts.notRun(pre+v.what, ratioGoal(false, v.bound, v.ref), v.whyA, v.whyB)
+					continue
+				}
+				ts.ratio(pre+v.what, v.a.BytesPerCPU, v.b.BytesPerCPU, false, v.bound, v.ref,
+					fmt.Sprintf("%.2f vs %.2f GB per relay-CPU-s (%.2f vs %.2f Gbit/s)", v.a.BytesPerCPU/1e9, v.b.BytesPerCPU/1e9, v.a.Gbits, v.b.Gbits))
 			}
 			// Wall clock: each forced path against the faster of the two Go relays.
 			for _, m := range []struct {
@@ -220,21 +256,22 @@ func targets(res *Results) []Target {
 		io, whyIO := pick(res.RR1, nameIOCopy, keyRR, nil)
 		ha, whyHA := pick(res.RR1, nameHAProxy, keyRR, nil)
 		pre := "Request/response 64 B, 1 connection: "
-		t := pre + "spliced's added p50 round trip over direct vs the io.Copy relay's"
-		if s != nil && d != nil && io != nil {
-			ts.ratio(t, s.P50us-d.P50us, io.P50us-d.P50us, true, 1.0, "io.Copy's",
-				fmt.Sprintf("+%.1f vs +%.1f µs (p50 %.1f vs %.1f µs, direct %.1f µs)", s.P50us-d.P50us, io.P50us-d.P50us, s.P50us, io.P50us, d.P50us))
-		} else {
-			ts.notRun(t, "≤ 1.0× io.Copy's", whyS, whyD, whyIO)
+		// The latency a relay adds to the direct path's p50: spliced's against a peer's.
+		for _, v := range []struct {
+			peer, ref string
+			r         *RRResult
+			why       string
+			bound     float64
+		}{{"the io.Copy relay's", "io.Copy's", io, whyIO, 1.0}, {"HAProxy's", "HAProxy's", ha, whyHA, 0.5}} {
+			t := pre + "spliced's added p50 round trip over direct vs " + v.peer
+			if s == nil || d == nil || v.r == nil {
+				ts.notRun(t, ratioGoal(true, v.bound, v.ref), whyS, whyD, v.why)
+				continue
+			}
+			ts.ratio(t, s.P50us-d.P50us, v.r.P50us-d.P50us, true, v.bound, v.ref,
+				fmt.Sprintf("+%.1f vs +%.1f µs (p50 %.1f vs %.1f µs, direct %.1f µs)", s.P50us-d.P50us, v.r.P50us-d.P50us, s.P50us, v.r.P50us, d.P50us))
 		}
-		t = pre + "spliced's added p50 round trip over direct vs HAProxy's"
-		if s != nil && d != nil && ha != nil {
-			ts.ratio(t, s.P50us-d.P50us, ha.P50us-d.P50us, true, 0.5, "HAProxy's",
-				fmt.Sprintf("+%.1f vs +%.1f µs (p50 %.1f vs %.1f µs, direct %.1f µs)", s.P50us-d.P50us, ha.P50us-d.P50us, s.P50us, ha.P50us, d.P50us))
-		} else {
-			ts.notRun(t, "≤ 0.5× HAProxy's", whyS, whyD, whyHA)
-		}
-		t = pre + "spliced's p99 round trip vs the io.Copy relay's"
+		t := pre + "spliced's p99 round trip vs the io.Copy relay's"
 		if s != nil && io != nil {
 			ts.ratio(t, s.P99us, io.P99us, true, 1.0, "io.Copy's", fmt.Sprintf("%.1f vs %.1f µs", s.P99us, io.P99us))
 		} else {
@@ -244,41 +281,22 @@ func targets(res *Results) []Target {
 
 	// Request/response, 32 connections: throughput, and the relay's CPU for it.
 	if len(res.RR32) > 0 {
-		s, whyS := pick(res.RR32, nameSpliced, keyRR, nil)
-		ha, whyHA := pick(res.RR32, nameHAProxy, keyRR, nil)
-		pre := "Request/response 64 B, 32 connections: "
-		if s != nil && ha != nil {
-			ts.ratio(pre+"spliced requests/s vs HAProxy's", s.PerSec, ha.PerSec, false, 1.0, "HAProxy's",
-				fmt.Sprintf("%.0f vs %.0f requests/s", s.PerSec, ha.PerSec))
-			ts.ratio(pre+"spliced relay CPU per million requests vs HAProxy's", s.CPUPerM, ha.CPUPerM, true, 1.0, "HAProxy's",
-				fmt.Sprintf("%.2f vs %.2f relay CPU-s per million requests", s.CPUPerM, ha.CPUPerM))
-		} else {
-			ts.notRun(pre+"spliced requests/s vs HAProxy's", "≥ 1.0× HAProxy's", whyS, whyHA)
-			ts.notRun(pre+"spliced relay CPU per million requests vs HAProxy's", "≤ 1.0× HAProxy's", whyS, whyHA)
-		}
+		versusHAProxy(&ts, res.RR32, keyRR, nil, "Request/response 64 B, 32 connections: ",
+			fig("requests/s", false, 1.0, func(r *RRResult) float64 { return r.PerSec }, "%.0f vs %.0f requests/s"),
+			fig("relay CPU per million requests", true, 1.0, func(r *RRResult) float64 { return r.CPUPerM }, "%.2f vs %.2f relay CPU-s per million requests"))
 	}
 
 	// Connection churn: connect, one 64-byte echo, close, from 16 clients.
 	if len(res.Churn) > 0 {
-		s, whyS := pick(res.Churn, nameSpliced, keyChurn, nil)
-		ha, whyHA := pick(res.Churn, nameHAProxy, keyChurn, nil)
-		pre := "Connection churn, 16 clients: "
-		if s != nil && ha != nil {
-			ts.ratio(pre+"spliced relay CPU per 1,000 connections vs HAProxy's", s.CPUPerK, ha.CPUPerK, true, 0.8, "HAProxy's",
-				fmt.Sprintf("%.3f vs %.3f relay CPU-s per 1,000 connections", s.CPUPerK, ha.CPUPerK))
-			ts.ratio(pre+"spliced connections/s vs HAProxy's", s.PerSec, ha.PerSec, false, 1.0, "HAProxy's",
-				fmt.Sprintf("%.0f vs %.0f connections/s", s.PerSec, ha.PerSec))
-		} else {
-			ts.notRun(pre+"spliced relay CPU per 1,000 connections vs HAProxy's", "≤ 0.8× HAProxy's", whyS, whyHA)
-			ts.notRun(pre+"spliced connections/s vs HAProxy's", "≥ 1.0× HAProxy's", whyS, whyHA)
-		}
+		versusHAProxy(&ts, res.Churn, keyChurn, nil, "Connection churn, 16 clients: ",
+			fig("relay CPU per 1,000 connections", true, 0.8, func(r *ChurnResult) float64 { return r.CPUPerK }, "%.3f vs %.3f relay CPU-s per 1,000 connections"),
+			fig("connections/s", false, 1.0, func(r *ChurnResult) float64 { return r.PerSec }, "%.0f vs %.0f connections/s"))
 	}
 
 	// Fairness: one interactive connection (64-byte request/response) beside 4 bulk
 	// streams through the same relay.
 	if len(res.Fair) > 0 {
 		s, whyS := pick(res.Fair, nameSpliced, keyFair, nil)
-		ha, whyHA := pick(res.Fair, nameHAProxy, keyFair, nil)
 		pre := "Fairness, 1 interactive connection beside 4 bulk streams: "
 		if s != nil {
 			ts.add(pre+"spliced interactive p50 round trip", "≤ 300 µs", s.InterP50, "µs", s.InterP50 <= 300,
@@ -286,12 +304,8 @@ func targets(res *Results) []Target {
 		} else {
 			ts.notRun(pre+"spliced interactive p50 round trip", "≤ 300 µs", whyS)
 		}
-		if s != nil && ha != nil {
-			ts.ratio(pre+"spliced interactive requests/s vs HAProxy's", s.InterRate, ha.InterRate, false, 10, "HAProxy's",
-				fmt.Sprintf("%.0f vs %.0f interactive requests/s", s.InterRate, ha.InterRate))
-		} else {
-			ts.notRun(pre+"spliced interactive requests/s vs HAProxy's", "≥ 10.0× HAProxy's", whyS, whyHA)
-		}
+		versusHAProxy(&ts, res.Fair, keyFair, nil, pre,
+			fig("interactive requests/s", false, 10, func(r *FairResult) float64 { return r.InterRate }, "%.0f vs %.0f interactive requests/s"))
 		if s != nil {
 			ts.ratio(pre+"spliced bulk Gbit/s vs its own bulk-only run", s.BulkGbit, s.BulkOnlyGbit, false, 0.9, "bulk alone",
 				fmt.Sprintf("%.2f Gbit/s beside the interactive connection, %.2f alone", s.BulkGbit, s.BulkOnlyGbit))
@@ -350,37 +364,23 @@ func targets(res *Results) []Target {
 		if conn == "close" {
 			pre = "wrk → nginx, Connection: close: "
 		}
-		tr, tc := pre+"spliced requests/s vs HAProxy's", pre+"spliced relay CPU per request vs HAProxy's"
 		if len(res.Wrk) == 0 {
-			ts.notRun(tr, "≥ 1.0× HAProxy's", skippedWhy(res, "wrk"))
-			ts.notRun(tc, "≤ 1.0× HAProxy's", skippedWhy(res, "wrk"))
+			ts.notRun(pre+"spliced requests/s vs HAProxy's", "≥ 1.0× HAProxy's", skippedWhy(res, "wrk"))
+			ts.notRun(pre+"spliced relay CPU per request vs HAProxy's", "≤ 1.0× HAProxy's", skippedWhy(res, "wrk"))
 			continue
 		}
-		mode := func(r WrkResult) bool { return r.Conn == conn }
-		s, whyS := pick(res.Wrk, nameSpliced, keyWrk, mode)
-		ha, whyHA := pick(res.Wrk, nameHAProxy, keyWrk, mode)
-		if s != nil && ha != nil {
-			ts.ratio(tr, s.PerSec, ha.PerSec, false, 1.0, "HAProxy's", fmt.Sprintf("%.0f vs %.0f requests/s", s.PerSec, ha.PerSec))
-			ts.ratio(tc, s.CPUPerReq, ha.CPUPerReq, true, 1.0, "HAProxy's", fmt.Sprintf("%.1f vs %.1f relay CPU µs per request", s.CPUPerReq, ha.CPUPerReq))
-		} else {
-			ts.notRun(tr, "≥ 1.0× HAProxy's", whyS, whyHA)
-			ts.notRun(tc, "≤ 1.0× HAProxy's", whyS, whyHA)
-		}
+		versusHAProxy(&ts, res.Wrk, keyWrk, func(r WrkResult) bool { return r.Conn == conn }, pre,
+			fig("requests/s", false, 1.0, func(r *WrkResult) float64 { return r.PerSec }, "%.0f vs %.0f requests/s"),
+			fig("relay CPU per request", true, 1.0, func(r *WrkResult) float64 { return r.CPUPerReq }, "%.1f vs %.1f relay CPU µs per request"))
 	}
 	for _, test := range []string{"SET", "GET"} {
-		t := "redis-benchmark -c 50, " + test + ": spliced requests/s vs HAProxy's"
+		pre := "redis-benchmark -c 50, " + test + ": "
 		if len(res.Redis) == 0 {
-			ts.notRun(t, "≥ 1.0× HAProxy's", skippedWhy(res, "redis"))
+			ts.notRun(pre+"spliced requests/s vs HAProxy's", "≥ 1.0× HAProxy's", skippedWhy(res, "redis"))
 			continue
 		}
-		is := func(r RedisResult) bool { return r.Test == test }
-		s, whyS := pick(res.Redis, nameSpliced, keyRedis, is)
-		ha, whyHA := pick(res.Redis, nameHAProxy, keyRedis, is)
-		if s != nil && ha != nil {
-			ts.ratio(t, s.PerSec, ha.PerSec, false, 1.0, "HAProxy's", fmt.Sprintf("%.0f vs %.0f requests/s", s.PerSec, ha.PerSec))
-		} else {
-			ts.notRun(t, "≥ 1.0× HAProxy's", whyS, whyHA)
-		}
+		versusHAProxy(&ts, res.Redis, keyRedis, func(r RedisResult) bool { return r.Test == test }, pre,
+			fig("requests/s", false, 1.0, func(r *RedisResult) float64 { return r.PerSec }, "%.0f vs %.0f requests/s"))
 	}
 	t := "iperf3, 8 streams: TCP retransmits through spliced vs through HAProxy"
 	if len(res.Iperf) == 0 {

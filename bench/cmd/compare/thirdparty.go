@@ -20,60 +20,21 @@ import (
 // server is a third-party target (nginx, redis-server, iperf3 -s) the harness runs for a
 // part of the run.
 type server struct {
-	cmd  *exec.Cmd
+	*proc
 	addr string
-	logf *os.File
 }
 
 // startServer starts a target server and waits until it accepts on addr.
 func startServer(name, addr, dir string, cmd *exec.Cmd) (*server, error) {
 	recordCmd(name, name, cmd.Args)
-	lf, err := os.Create(filepath.Join(dir, name+".log"))
+	p, err := startProc(cmd, filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	if err := p.await(name, addr, false); err != nil {
 		return nil, err
 	}
-	procsMu.Lock()
-	procs[cmd] = true
-	procsMu.Unlock()
-	s := &server{cmd: cmd, addr: addr, logf: lf}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case <-exited:
-			s.stop()
-			b, _ := os.ReadFile(lf.Name())
-			return nil, fmt.Errorf("%s exited at start: %s", name, lastLine(string(b)))
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("%s: not listening on %s after 5 s", name, addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) stop() {
-	procsMu.Lock()
-	delete(procs, s.cmd)
-	procsMu.Unlock()
-	if s.cmd.Process != nil {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		_ = s.cmd.Process.Kill()
-	}
-	s.logf.Close()
+	return &server{proc: p, addr: addr}, nil
 }
 
 // runTool runs a load generator bounded by timeout and returns its standard output.
@@ -96,15 +57,13 @@ func runTool(timeout time.Duration, name string, args ...string) ([]byte, error)
 
 // WrkResult is wrk against nginx through one relay.
 type WrkResult struct {
-	Relay   string  `json:"relay"`
-	Softnet bool    `json:"softnet"`
-	Direct  bool    `json:"direct,omitempty"`
-	Conn    string  `json:"connection"` // keep-alive or close
-	Reqs    int64   `json:"requests"`
-	PerSec  float64 `json:"requests_s"`
-	Errors  int64   `json:"errors"` // socket errors and non-2xx/3xx responses
-	P50us   float64 `json:"p50_us"`
-	P99us   float64 `json:"p99_us"`
+	Row
+	Conn   string  `json:"connection"` // keep-alive or close
+	Reqs   int64   `json:"requests"`
+	PerSec float64 `json:"requests_s"`
+	Errors int64   `json:"errors"` // socket errors and non-2xx/3xx responses
+	P50us  float64 `json:"p50_us"`
+	P99us  float64 `json:"p99_us"`
 	// RelayCPU is over the whole wrk run; CPUPerReq is it per request, in µs.
 	RelayCPU  float64   `json:"relay_cpu_s"`
 	CPUPerReq float64   `json:"relay_cpu_us_per_request"`
@@ -226,13 +185,11 @@ func runWrk(addr string, pid int, close bool, dur time.Duration) (WrkResult, err
 
 // RedisResult is redis-benchmark through one relay, one test (GET or SET).
 type RedisResult struct {
-	Relay   string  `json:"relay"`
-	Softnet bool    `json:"softnet"`
-	Direct  bool    `json:"direct,omitempty"`
-	Test    string  `json:"test"`
-	PerSec  float64 `json:"requests_s"`
-	P50ms   float64 `json:"p50_ms"`
-	P99ms   float64 `json:"p99_ms"`
+	Row
+	Test   string  `json:"test"`
+	PerSec float64 `json:"requests_s"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
 	// RelayCPU is over the whole redis-benchmark run (both tests); CPUPerReq is it per
 	// request of both, in µs.
 	RelayCPU  float64   `json:"relay_cpu_s"`
@@ -285,9 +242,7 @@ func runRedis(addr string, pid, n int) ([]RedisResult, error) {
 
 // IperfResult is iperf3 with parallel streams through one relay.
 type IperfResult struct {
-	Relay   string  `json:"relay"`
-	Softnet bool    `json:"softnet"`
-	Direct  bool    `json:"direct,omitempty"`
+	Row
 	Streams int     `json:"streams"`
 	Gbits   float64 `json:"gbit_s"`
 	// Retransmits is what iperf3 -J reports for the sending sockets (the client to the

@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	// The flags of gorelay, which the harness starts the same way.
 	listen := flag.String("listen", "127.0.0.1:0", "address to receive datagrams on")
 	to := flag.String("to", "", "target address")
 	flag.Parse()
