@@ -230,22 +230,86 @@ func GetCL(how How, t Type, f Flags) (*Mbuf, error) {
 // other size is an error wrapping EINVAL (FreeBSD panics; OpenBSD's m_clpool returns
 // NULL). All or nothing.
 func GetJCL(how How, t Type, f Flags, size int) (*Mbuf, error) {
-	var k extType
-	switch size {
-	case MCLBytes:
+	k, err := clusterKind("GetJCL", size)
+	if err != nil {
+		return nil, err
+	}
+	if k == extCluster {
 		return GetCL(how, t, f)
-	case MJumPageSize:
-		k = extJumboP
-	case MJum9Bytes:
-		k = extJumbo9
-	case MJum16Bytes:
-		k = extJumbo16
-	case MJum64Bytes:
-		k = extJumbo64
-	default:
-		return nil, fmt.Errorf("mbuf: GetJCL: no %d-byte cluster zone: %w", size, syscall.EINVAL)
 	}
 	return getWithCluster(how, t, f, k)
+}
+
+// clusterKind returns the cluster zone of exactly size bytes (m_getzone), or an error
+// wrapping EINVAL naming op when there is none.
+func clusterKind(op string, size int) (extType, error) {
+	switch size {
+	case MCLBytes:
+		return extCluster, nil
+	case MJumPageSize:
+		return extJumboP, nil
+	case MJum9Bytes:
+		return extJumbo9, nil
+	case MJum16Bytes:
+		return extJumbo16, nil
+	case MJum64Bytes:
+		return extJumbo64, nil
+	}
+	return 0, fmt.Errorf("mbuf: %s: no %d-byte cluster zone: %w", op, size, syscall.EINVAL)
+}
+
+// Get2 is FreeBSD's m_get2(9): an empty mbuf with room for size bytes in one piece, in the
+// smallest storage that holds them: its internal storage up to MHLen (MLen without a
+// header, the same here), else a 2 KiB cluster (a packet-zone pair, as GetCL), else the
+// smallest jumbo cluster that fits. f may hold MPktHdr and MEOR. FreeBSD's m_get2 stops at
+// MJUMPAGESIZE and its m_get3 at MJUM16BYTES; here any size up to MJum64Bytes fits, and a
+// larger one returns ErrTooBig (where the C routines return NULL). A negative size panics.
+// All or nothing: on failure (ENOBUFS, ctx.Err()) nothing stays allocated.
+func Get2(size int, how How, t Type, f Flags) (*Mbuf, error) {
+	if size < 0 {
+		panic("mbuf: Get2 of a negative size")
+	}
+	k, ok := smallestKind(size)
+	if !ok {
+		return nil, ErrTooBig
+	}
+	return getKind(how, t, f, k)
+}
+
+// ClGet is m_clget(9) (OpenBSD MCLGET): it attaches a 2 KiB cluster to m, as
+// ClJGet(how, MCLBytes) does, with the same contract: on failure (ENOBUFS, ctx.Err()) m is
+// unchanged, and an mbuf that already has external storage panics.
+func (m *Mbuf) ClGet(how How) error {
+	return m.ClJGet(how, MCLBytes)
+}
+
+// ClJGet is FreeBSD's m_cljget(9) with an mbuf (OpenBSD MCLGETL): it attaches a fresh
+// cluster of size bytes — MCLBytes, MJumPageSize, MJum9Bytes, MJum16Bytes or MJum64Bytes —
+// to m, which must not have external storage (FreeBSD asserts it; here it panics).
+// m's data window becomes empty at the start of the cluster: whatever its internal storage
+// held is dropped, as with ExtAdd. Its flags, header and tags stay. For a cluster not
+// attached to any mbuf (m_cljget with a NULL mbuf) see GetClusterRef.
+//
+// On failure m is unchanged, as the C routines leave it without M_EXT: an error wrapping
+// EINVAL for any other size (FreeBSD panics), ENOBUFS with DontWait at the memory Limit,
+// or ctx.Err() with Wait.
+func (m *Mbuf) ClJGet(how How, size int) error {
+	debugCheck(m)
+	if m.ext != nil {
+		panic("mbuf: ClJGet on an mbuf with external storage")
+	}
+	k, err := clusterKind("ClJGet", size)
+	if err != nil {
+		return err
+	}
+	c, err := zalloc(clZones[k], how)
+	if err != nil {
+		return err
+	}
+	debugClusterAlloc(c)
+	m.ext = c
+	m.off, m.len = 0, 0
+	return nil
 }
 
 // getWithCluster pairs an mbuf from the mbuf zone with a cluster of kind k.
@@ -432,6 +496,18 @@ func (m *Mbuf) release() origin {
 		pktBare.Add(1)
 	}
 	return m.origin
+}
+
+// FreeMP is FreeBSD's m_freemp(9) (OpenBSD m_purge): it frees every packet of the queue
+// that starts at m, each whole (FreeM), following m_nextpkt. A nil m is fine. It cannot
+// fail. A List or Queue frees its packets with Purge.
+func (m *Mbuf) FreeMP() {
+	for m != nil {
+		n := m.nextpkt
+		m.nextpkt = nil
+		m.FreeM()
+		m = n
+	}
 }
 
 // FreeM is m_freem(9): it frees the whole chain (following m_next, not m_nextpkt). A

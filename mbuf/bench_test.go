@@ -285,13 +285,13 @@ func BenchmarkAppendBuffers(b *testing.B) {
 	}
 }
 
-func BenchmarkWriteTo(b *testing.B) {
+func BenchmarkWriteAll(b *testing.B) {
 	m := clusterChain(b)
 	defer m.FreeM()
 	b.SetBytes(chainBytes)
 	b.ReportAllocs()
 	for b.Loop() {
-		m.WriteTo(io.Discard)
+		m.WriteAll(io.Discard)
 	}
 }
 

@@ -87,12 +87,28 @@ func (m *Mbuf) absorb(n *Mbuf) {
 }
 
 // CatPkt is FreeBSD's m_catpkt(9): it appends packet n to packet m, adding n's length to
-// m's header, dropping n's header and tags, and then doing Cat. Both must have packet
-// headers. OpenBSD has no such routine.
+// m's header, and then does Cat. Both must have packet headers. OpenBSD has no such
+// routine.
+//
+// n is demoted as m_catpkt does with m_demote(n, 1, 0): every mbuf of n loses its packet
+// header, its tags and its flags but those of its storage (MRdOnly, and the Zero mark);
+// n's MBcast, MMcast, MPromisc and MVLANTag go, m's head keeps its own. MEOR, the end of a
+// record, goes where the record now ends, as m_getm2 and sbcompress move M_EOR: the last
+// mbuf of the joined packet carries it if any mbuf of n did, and no other mbuf does (m's
+// own MEOR is cleared, m no longer ends anything). FreeBSD's m_demote drops n's M_EOR
+// outright and leaves m's in the middle of the chain.
 func (m *Mbuf) CatPkt(n *Mbuf) {
 	m.mustHdr("CatPkt").Len += n.mustHdr("CatPkt").Len
-	n.demote()
-	m.Cat(n)
+	n.demoteAll()
+	last := m
+	for {
+		last.flags &^= MEOR
+		if last.next == nil {
+			break
+		}
+		last = last.next
+	}
+	last.Cat(n)
 }
 
 // Append is FreeBSD's m_append(9): it copies b to the end of the chain, filling the last
@@ -140,10 +156,14 @@ func (m *Mbuf) GetPtr(loc int) (*Mbuf, int) {
 }
 
 // Apply is m_apply(9): it calls f on each contiguous piece of the n bytes from off, in
-// order, and stops at the first error, which it returns. It panics if the chain is
-// shorter than off+n (the C routines assert). f must not keep the slices.
+// order, and stops at the first error, which it returns. It panics if off is negative or
+// past the end of the chain, or the chain is shorter than off+n, even when n is 0 (the C
+// routines assert). f must not keep the slices.
 func (m *Mbuf) Apply(off, n int, f func([]byte) error) error {
 	mm, o := m.seek(off)
+	if mm == nil && o > 0 {
+		panic("mbuf: Apply offset past the end of the chain")
+	}
 	for n > 0 {
 		if mm == nil {
 			panic("mbuf: Apply past the end of the chain")
@@ -176,7 +196,8 @@ func (m *Mbuf) seek(off int) (*Mbuf, int) {
 }
 
 // CopyData is m_copydata(9): it copies len(dst) bytes from offset off of the chain into
-// dst. It panics if the chain is shorter than off+len(dst), as the C routines assert.
+// dst. It panics if off is negative or past the end of the chain, or the chain is shorter
+// than off+len(dst), even when dst is empty, as both C routines assert.
 func (m *Mbuf) CopyData(off int, dst []byte) {
 	debugCheck(m)
 	copyOut(dst, m, off)
@@ -186,6 +207,9 @@ func (m *Mbuf) CopyData(off int, dst []byte) {
 // that the copy's storage can be marked too.
 func copyOut(dst []byte, m *Mbuf, off int) (zero bool) {
 	mm, o := m.seek(off)
+	if mm == nil && o > 0 {
+		panic("mbuf: CopyData offset past the end of the chain")
+	}
 	for len(dst) > 0 {
 		if mm == nil {
 			panic("mbuf: CopyData past the end of the chain")

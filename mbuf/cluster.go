@@ -121,15 +121,120 @@ func (m *Mbuf) ExtAdd(buf []byte, free func(buf []byte), f Flags, how How) error
 	if m.ext != nil {
 		panic("mbuf: ExtAdd on an mbuf with external storage")
 	}
-	c, err := zalloc(clZones[extCaller], how)
+	c, err := callerExt(buf, free, f, how)
 	if err != nil {
 		return err
 	}
-	c.buf, c.free, c.rdonly = buf, free, f&MRdOnly != 0
-	debugClusterAlloc(c)
 	m.ext = c
 	m.off, m.len = 0, int32(len(buf))
 	return nil
+}
+
+// callerExt returns a descriptor from the "mbuf_ext_refcnt" zone for caller memory buf,
+// with one reference.
+func callerExt(buf []byte, free func(buf []byte), f Flags, how How) (*cluster, error) {
+	c, err := zalloc(clZones[extCaller], how)
+	if err != nil {
+		return nil, err
+	}
+	c.buf, c.free, c.rdonly = buf, free, f&MRdOnly != 0
+	debugClusterAlloc(c)
+	return c, nil
+}
+
+// An ExtRef is a reference to external storage held outside any mbuf: caller memory from
+// NewExtRef, FreeBSD's EXT_EXTREF storage with the reference count its m_extaddref(9)
+// takes from the caller, or a cluster from GetClusterRef, what m_cljget(9) returns when
+// given no mbuf. ExtAddRef attaches windows of the storage to mbufs, each mbuf taking a
+// reference of its own on the one count in the storage's descriptor, and Release drops the
+// holder's. The last reference to go, the holder's or an mbuf's, gives the storage back: a
+// cluster to its zone, caller memory to its free routine, exactly once. So a driver can
+// read several frames into one large cluster and hand each out in an mbuf of its own.
+//
+// While the holder keeps its reference every mbuf on the storage is read-only, as a
+// shared cluster is; once it has released, an mbuf left alone there is writable (unless
+// the storage was added with MRdOnly). The holder may write the storage through Bytes
+// before attaching it; once mbufs hold it, writing is a data race with their readers.
+// An ExtRef is not safe for concurrent use; the mbufs on its storage are independent of
+// it and may be freed on any goroutine.
+type ExtRef struct {
+	c *cluster // nil once released
+}
+
+// NewExtRef is the caller's half of m_extaddref(9): it takes a descriptor for caller memory
+// buf, as ExtAdd does, holding one reference for the caller, for ExtAddRef to attach to
+// mbufs. free, if not nil, is called once with buf when the last reference is dropped; f
+// may hold MRdOnly, and the buffer is then never written through any mbuf.
+//
+// The descriptor comes from the "mbuf_ext_refcnt" zone, so unlike the C routine NewExtRef
+// can fail: with DontWait at the memory Limit it returns an error wrapping ENOBUFS (with
+// Wait, ctx.Err()), and does not call free.
+func NewExtRef(buf []byte, free func(buf []byte), f Flags, how How) (*ExtRef, error) {
+	c, err := callerExt(buf, free, f, how)
+	if err != nil {
+		return nil, err
+	}
+	return &ExtRef{c: c}, nil
+}
+
+// GetClusterRef is FreeBSD's m_cljget(9) with a NULL mbuf: a fresh cluster of size bytes
+// (MCLBytes, MJumPageSize, MJum9Bytes, MJum16Bytes or MJum64Bytes) not attached to any
+// mbuf, held by the returned ExtRef, to fill through Bytes and hand out with ExtAddRef
+// (the part m_cljset(9) and m_extaddref play in C). On failure nothing is allocated: an
+// error wrapping EINVAL for any other size, ENOBUFS with DontWait at the memory Limit,
+// ctx.Err() with Wait.
+func GetClusterRef(how How, size int) (*ExtRef, error) {
+	k, err := clusterKind("GetClusterRef", size)
+	if err != nil {
+		return nil, err
+	}
+	c, err := zalloc(clZones[k], how)
+	if err != nil {
+		return nil, err
+	}
+	debugClusterAlloc(c)
+	return &ExtRef{c: c}, nil
+}
+
+// ref returns the descriptor, panicking if the holder has released it.
+func (r *ExtRef) ref(op string) *cluster {
+	if r.c == nil {
+		panic("mbuf: " + op + " of a released ExtRef")
+	}
+	return r.c
+}
+
+// Bytes returns the whole storage (m_ext.ext_buf for ext_size bytes). It panics after
+// Release.
+func (r *ExtRef) Bytes() []byte { return r.ref("Bytes").buf }
+
+// Release drops the holder's reference (the caller's ext_cnt share of m_extaddref(9)): the
+// storage goes back now if no mbuf holds it, else when the last mbuf on it is freed. The
+// ExtRef must not be used afterwards; a second Release panics.
+func (r *ExtRef) Release() {
+	c := r.ref("Release")
+	r.c = nil
+	c.release()
+}
+
+// ExtAddRef is FreeBSD's m_extaddref(9): it attaches the n bytes of r's storage from
+// offset off to m as external storage, taking one more reference on r's count (one
+// atomic add, no allocation), so it cannot fail. Several mbufs may hold windows of the
+// same storage, overlapping or not. m must not already have external storage, r must not
+// be released, and off and n must lie inside the storage; it panics otherwise. Whatever
+// m's internal storage held is dropped, as with ExtAdd; its flags, header and tags stay.
+func (m *Mbuf) ExtAddRef(r *ExtRef, off, n int) {
+	debugCheck(m)
+	c := r.ref("ExtAddRef")
+	if m.ext != nil {
+		panic("mbuf: ExtAddRef on an mbuf with external storage")
+	}
+	if off < 0 || n < 0 || off+n > len(c.buf) {
+		panic("mbuf: ExtAddRef window outside the storage")
+	}
+	c.share()
+	m.ext = c
+	m.off, m.len = int32(off), int32(n)
 }
 
 // Zero is OpenBSD's m_zero: it marks the storage of every mbuf of the chain to be wiped

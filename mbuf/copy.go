@@ -93,12 +93,17 @@ func countRange(mm *Mbuf, off, n int) int {
 
 // shareFrom makes the fresh, internal mbuf c hold k bytes of m from offset off: sharing
 // m's cluster (one atomic add) or copying from m's internal storage to the same place.
+// A sharer takes MRdOnly with the cluster, as FreeBSD's mb_dupcl copies M_RDONLY and
+// OpenBSD's m_extref its inverse, M_EXTWR: storage that must not be written stays so on
+// every mbuf that comes to point at it, however many of them are freed first. A copy of
+// internal storage is c's own and writable.
 func (c *Mbuf) shareFrom(m *Mbuf, off, k int) {
 	c.off = m.off + int32(off)
 	c.len = int32(k)
 	if m.ext != nil {
 		m.ext.share()
 		c.ext = m.ext
+		c.flags |= m.flags & MRdOnly
 		return
 	}
 	copy(c.dat[c.off:c.off+c.len], m.dat[c.off:])

@@ -2,7 +2,9 @@ package mbuf_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/softnet-go/softnet/mbuf"
 )
@@ -25,7 +27,7 @@ func Example() {
 	copy(m.Data(), "hdr:")
 
 	var out bytes.Buffer
-	m.WriteTo(&out)
+	m.WriteAll(&out)
 	fmt.Println(out.String(), m.PktHdr().Len, m.Next() != nil)
 	// Output: hdr:payload 11 true
 }
@@ -95,4 +97,75 @@ func ExampleMbuf_ExtAdd() {
 	// Output:
 	// "memory"
 	// freed "caller memory"
+}
+
+// A List queues packets in order, without a lock; Dequeue hands each back.
+func ExampleList() {
+	var l mbuf.List
+	for _, s := range []string{"one", "two", "three"} {
+		m, err := mbuf.DevGet([]byte(s), 0, mbuf.DontWait)
+		if err != nil {
+			panic(err)
+		}
+		l.Enqueue(m)
+	}
+	fmt.Println(l.Len(), l.HDataLen())
+	for m := l.Dequeue(); m != nil; m = l.Dequeue() {
+		fmt.Printf("%s ", m.Data())
+		m.FreeM()
+	}
+	fmt.Println(l.Empty())
+	// Output:
+	// 3 3
+	// one two three true
+}
+
+// A Queue is shared between goroutines and drops, and frees, what would pass its maximum
+// length.
+func ExampleQueue() {
+	q := mbuf.NewQueue(2)
+	for _, s := range []string{"a", "b", "c"} {
+		m, err := mbuf.DevGet([]byte(s), 0, mbuf.DontWait)
+		if err != nil {
+			panic(err)
+		}
+		if err := q.Enqueue(m); err != nil {
+			fmt.Println(s, "dropped:", errors.Is(err, syscall.ENOBUFS))
+		}
+	}
+	l := q.Delist() // everything at once; the List needs no lock
+	for m := range l.All() {
+		fmt.Printf("%s ", m.Data())
+	}
+	fmt.Println(q.Len(), q.Drops(), l.Purge())
+	// Output:
+	// c dropped: true
+	// a b 0 1 2
+}
+
+// One cluster, read into once, handed out as two packets that share it (m_extaddref).
+func ExampleExtRef() {
+	r, err := mbuf.GetClusterRef(mbuf.DontWait, mbuf.MJumPageSize)
+	if err != nil {
+		panic(err)
+	}
+	n := copy(r.Bytes(), "firstsecond") // a driver's read of two frames
+	var pkts mbuf.List
+	for _, w := range [][2]int{{0, 5}, {5, n}} {
+		m, err := mbuf.GetHdr(mbuf.DontWait, mbuf.MTData)
+		if err != nil {
+			panic(err)
+		}
+		m.ExtAddRef(r, w[0], w[1]-w[0])
+		m.FixHdr()
+		pkts.Enqueue(m)
+	}
+	r.Release() // the cluster goes back with the last packet
+	for m := range pkts.All() {
+		fmt.Printf("%q writable %v\n", m.Data(), m.Writable())
+	}
+	pkts.Purge()
+	// Output:
+	// "first" writable false
+	// "second" writable false
 }

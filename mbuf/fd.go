@@ -57,7 +57,7 @@ func ReadFd(fd int, max int, how How) (*Mbuf, int, error) {
 	}
 }
 
-// readChain allocates the empty chain ReadFd and ReadFrom read into.
+// readChain allocates the empty chain ReadFd and FromReader read into.
 func readChain(max int, how How) (*Mbuf, error) {
 	if max <= MHLen {
 		return GetHdr(how, MTData)
@@ -132,13 +132,17 @@ func (m *Mbuf) WriteFd(fd int) (int, error) {
 	}
 }
 
-// ReadFrom is m_uiotombuf(9) from an io.Reader: it reads at most max bytes into a fresh
-// chain laid out as ReadFd's, moving to the next cluster only while Read fills the one
-// before (so a net.Conn is read once for what it has, a bytes.Reader to max or its end).
-// It returns the chain (MPktHdr, Len == n) and n; nil, 0 and io.EOF at end of input; and
-// with any other error, what was read (perhaps nil) and the error. End of input after
-// some bytes is not an error.
-func ReadFrom(r io.Reader, max int, how How) (*Mbuf, int, error) {
+// FromReader is m_uiotombuf(9) from an io.Reader: it reads at most max bytes from r into
+// a new chain laid out as ReadFd's, moving to the next cluster only while Read fills the
+// one before (so a net.Conn is read once for what it has, a bytes.Reader to max or its
+// end). It is not an io.ReaderFrom: it makes a chain rather than filling one, and it
+// stops at max rather than at end of input. It returns the chain (MPktHdr, Len == n) and
+// n; nil, 0 and io.EOF at end of input; and with any other error, what was read (perhaps
+// nil) and the error. End of input after some bytes is not an error. The allocation
+// happens before the first Read, so ENOBUFS (DontWait at the memory Limit) or ctx.Err()
+// (Wait) comes back with nil and 0 and nothing read. A max of 0 or less reads nothing and
+// returns nil, 0, nil.
+func FromReader(r io.Reader, max int, how How) (*Mbuf, int, error) {
 	if max <= 0 {
 		return nil, 0, nil
 	}

@@ -8,17 +8,21 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/softnet-go/softnet/uma"
+	"github.com/softnet-go/softnet/internal/stress"
 )
 
 // FuzzChainOps is the differential test of the chain operations: it decodes its input
 // into a sequence of operations, applies each to up to four chains and to a plain []byte
 // model of each, and after every step requires every chain to hold exactly its model's
 // bytes and to be sane (windows inside storage, a header only on the head with the
-// chain's length, shared clusters read-only on every side). Allocation failures are
-// injected for single steps, and each operation's failure behaviour is checked: what it
-// frees, what it leaves. At the end everything is freed and every zone must be back to
-// the items it had in use before, and every ExtAdd buffer freed exactly once.
+// chain's length, shared clusters read-only on every side, MRdOnly the same on every
+// mbuf of a cluster, so that no sharer of a read-only cluster is writable). Allocation
+// failures are injected for single steps, and each operation's failure behaviour is
+// checked: what it frees, what it leaves. Op 25 takes one more byte to choose among the
+// later routines (Link, Unlink, ClGet/ClJGet, Get2, ExtAddRef, FreeMP, List and Queue,
+// and marking mbufs MRdOnly or MEOR), so that the committed corpus keeps its meaning for
+// the first 25 ops. At the end everything is freed and every zone must be back to the
+// items it had in use before, and every ExtAdd and NewExtRef buffer freed exactly once.
 func FuzzChainOps(f *testing.F) {
 	for _, seed := range [][]byte{
 		{},
@@ -29,13 +33,21 @@ func FuzzChainOps(f *testing.F) {
 		{0x08, 0x01, 6, 23, 0, 0x40, 0, 1, 1, 7, 0, 0, 0, 0, 16, 1, 12, 1, 2, 0, 1, 20, 8, 0, 0, 0, 0x30, 0x41},
 		{0x00, 0x05, 2, 14, 0, 200, 22, 0, 5, 15, 0, 11, 0, 0, 2, 18, 0, 10, 0, 12, 0, 20, 6, 0, 10, 9, 0, 5, 19, 0},
 		{0x00, 0xc0, 0, 1, 1, 10, 0, 24, 0, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0xf0, 4, 0, 0, 0x10, 0, 21, 0, 1, 0, 0x20},
+		// The later routines (op 25 and a sub-op byte).
+		{0x41, 0x10, 0x01, 25, 0, 8, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 25, 0, 8, 1, 0, 0, 1, 9, 1, 0, 9, 0, 2, 0},
+		{0x40, 0x01, 0x11, 25, 0, 3, 0x50, 2, 0, 0x21, 25, 0, 4, 1, 0x09, 2, 25, 1, 1, 0, 25, 0, 2, 2, 0, 1, 0},
+		{0x09, 0x30, 0x01, 0x02, 25, 0, 5, 0, 0x09, 0x40, 0, 2, 0, 3, 0, 9, 0, 20, 1, 0, 25, 0, 5, 1, 2, 2, 0, 0x10, 0, 0x20, 8, 0},
+		{0x20, 0x01, 0x02, 25, 0, 0, 0x30, 0x01, 0x03, 25, 0, 7, 2, 1, 0, 1, 25, 0, 7, 0, 0, 2, 25, 0, 6, 1, 25, 0, 2},
+		{0x41, 0x10, 0x01, 25, 0, 8, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0xd9, 0, 8, 1, 0, 0, 0, 0x99, 0, 7, 0, 3, 4},
+		{0x40, 0x01, 0x00, 0, 0, 0x40, 0x01, 0x00, 25, 0, 6, 1, 0, 0, 0x40, 0x01, 0x00, 25, 1, 6, 1},
+		{0x40, 0x01, 0x00, 0, 0, 0x40, 0x01, 0x00, 25, 0, 1, 1, 25, 0, 2, 25, 0, 4, 0x10, 0, 25, 0, 8, 0, 0, 1, 25, 0, 8, 0, 0, 0, 3, 0, 1},
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := inUse()
 		r := &chainRun{t: t, in: data}
-		defer uma.SetFailureRate(0)
+		defer stress.SetFailureRate(0)
 		r.slots = append(r.slots, r.build())
 		for step := 0; len(r.in) > 0 && step < 64; step++ {
 			r.step()
@@ -225,8 +237,8 @@ func (r *chainRun) step() {
 		return false
 	}
 	if fail {
-		uma.SetFailureRate(1)
-		defer uma.SetFailureRate(0)
+		stress.SetFailureRate(1)
+		defer stress.SetFailureRate(0)
 	}
 	if *chainTrace {
 		t.Logf("op %d on slot %d of %d (%d bytes), fail %v, input left %d", op%26, i, len(r.slots), n, fail, len(r.in))
@@ -239,7 +251,7 @@ func (r *chainRun) step() {
 	switch op % 26 {
 	case 0: // a new chain
 		if len(r.slots) < 4 {
-			uma.SetFailureRate(0)
+			stress.SetFailureRate(0)
 			r.slots = append(r.slots, r.build())
 		}
 	case 1: // Split
@@ -263,16 +275,16 @@ func (r *chainRun) step() {
 		}
 		o := r.slots[j]
 		if s.m.PktHdr() != nil && o.m.PktHdr() != nil {
+			eor := len(eorAt(o.m)) > 0
 			s.m.CatPkt(o.m)
-		} else {
-			o.m.Demote()
-			s.m.Cat(o.m)
-			if h := s.m.PktHdr(); h != nil {
-				h.Len += len(o.model)
+			if at := eorAt(s.m); eor != (len(at) == 1) || len(at) > 1 || (eor && at[0] != count(s.m)-1) {
+				t.Fatalf("CatPkt: MEOR on mbufs %v of %d, want only the last one's if n had it (%v)", at, count(s.m), eor)
 			}
+			s.model = append(s.model[:n:n], o.model...)
+			r.drop(j)
+		} else {
+			r.join(s, j, (*Mbuf).Cat)
 		}
-		s.model = append(s.model[:n:n], o.model...)
-		r.drop(j)
 	case 4: // Adj, both signs
 		k := r.num(2*n+10) - n - 5
 		s.m.Adj(k)
@@ -502,10 +514,265 @@ func (r *chainRun) step() {
 		if s.m.PktHdr() != nil {
 			s.m.TagPrepend(TagGet(uint16(r.byte()), int(r.byte()%16)))
 		}
-	case 25: // a new chain of caller memory
+	case 25:
+		r.later(i, fail, expect)
+	}
+}
+
+// join puts slot j's chain, its header demoted, behind slot s's with add (Cat or Link),
+// and drops slot j.
+func (r *chainRun) join(s *slot, j int, add func(m, n *Mbuf)) {
+	o := r.slots[j]
+	o.m.Demote()
+	add(s.m, o.m)
+	if h := s.m.PktHdr(); h != nil {
+		h.Len += len(o.model)
+	}
+	n := len(s.model)
+	s.model = append(s.model[:n:n], o.model...)
+	r.drop(j)
+}
+
+// later is op 25: the routines added after the first 25 ops, chosen by one more byte.
+func (r *chainRun) later(i int, fail bool, expect func(string, error, ...error) bool) {
+	t := r.t
+	s := &r.slots[i]
+	n := len(s.model)
+	sub := r.byte() % 9
+	if *chainTrace {
+		t.Logf("  later op %d", sub)
+	}
+	switch sub {
+	case 0: // a new chain (what op 25 did before: any storage, caller memory included)
 		if len(r.slots) < 4 {
-			uma.SetFailureRate(0)
+			stress.SetFailureRate(0)
 			r.slots = append(r.slots, r.build())
+		}
+	case 1: // Link: another chain behind this one, as it is
+		j := r.pick()
+		if j != i && n+len(r.slots[j].model) <= 300000 {
+			r.join(s, j, (*Mbuf).Link)
+		}
+	case 2: // Unlink: the first mbuf off, the rest a chain of its own
+		rest := s.m.Unlink()
+		k := s.m.Len()
+		if h := s.m.PktHdr(); h != nil {
+			h.Len = k
+		}
+		model := s.model
+		s.model = model[:k:k]
+		if rest != nil {
+			r.slots = append(r.slots, slot{rest, bytes.Clone(model[k:])})
+		}
+	case 3: // ClGet / ClJGet on a new mbuf holding a few bytes, linked behind the chain
+		stress.SetFailureRate(0) // injected failures are for the cluster
+		nm, err := get(DontWait, MTData, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := r.bytes(int(r.byte()) % (MLen + 1))
+		nm.Extend(copy(nm.Tail(), add))
+		sizes := []int{MCLBytes, MJumPageSize, MJum9Bytes, MJum16Bytes, MJum64Bytes, 3000}
+		size := sizes[r.byte()%6]
+		if fail {
+			stress.SetFailureRate(1)
+		}
+		if size == MCLBytes && r.byte()%2 == 0 {
+			err = nm.ClGet(DontWait)
+		} else {
+			err = nm.ClJGet(DontWait, size)
+		}
+		if err != nil {
+			if expect("ClJGet", err, syscall.EINVAL) || (size == 3000) != errors.Is(err, syscall.EINVAL) {
+				t.Fatalf("ClJGet(%d) = %v", size, err)
+			}
+			if nm.ext != nil || !bytes.Equal(nm.Data(), add) {
+				t.Fatal("a failed ClJGet changed the mbuf")
+			}
+		} else {
+			if size == 3000 || nm.Len() != 0 || nm.TrailingSpace() != size || nm.ext == nil {
+				t.Fatalf("ClJGet(%d): %d bytes, room %d", size, nm.Len(), nm.TrailingSpace())
+			}
+			add = r.bytes(min(r.size(), size))
+			nm.Extend(copy(nm.Tail(), add))
+		}
+		s.m.Link(nm)
+		if h := s.m.PktHdr(); h != nil {
+			h.Len += len(add)
+		}
+		s.model = append(s.model[:n:n], add...)
+	case 4: // Get2: a new chain of one mbuf holding what it was sized for
+		if len(r.slots) >= 4 {
+			return
+		}
+		size := r.size()
+		f := Flags(0)
+		if r.byte()%2 == 0 {
+			f = MPktHdr
+		}
+		m, err := Get2(size, DontWait, MTData, f)
+		if size > MJum64Bytes {
+			if !errors.Is(err, ErrTooBig) {
+				t.Fatalf("Get2(%d) = %v, want ErrTooBig", size, err)
+			}
+			return
+		}
+		if !expect("Get2", err) {
+			return
+		}
+		b := r.bytes(size)
+		if m.Extend(copy(m.Tail(), b)); m.Len() != size {
+			t.Fatalf("Get2(%d) holds %d", size, m.Len())
+		}
+		if f != 0 {
+			m.FixHdr()
+		}
+		r.add(m, b)
+	case 5: // ExtAddRef: windows of caller memory or of a cluster, in up to three mbufs
+		if len(r.slots) >= 4 {
+			return
+		}
+		var ref *ExtRef
+		var err error
+		failMbufs := fail && r.byte()%2 == 0 // injected failures for the mbufs, not the storage
+		if failMbufs {
+			stress.SetFailureRate(0)
+		}
+		if r.byte()%2 == 0 {
+			ro := Flags(0)
+			if r.byte()%2 == 0 {
+				ro = MRdOnly
+			}
+			ref, err = NewExtRef(r.bytes(r.size()%20000), func([]byte) { r.extFreed++ }, ro, DontWait)
+			if !expect("NewExtRef", err) {
+				return
+			}
+			r.extAdded++
+		} else {
+			sizes := []int{MCLBytes, MJumPageSize, MJum9Bytes, MJum16Bytes, MJum64Bytes}
+			ref, err = GetClusterRef(DontWait, sizes[r.byte()%5])
+			if !expect("GetClusterRef", err) {
+				return
+			}
+			copy(ref.Bytes(), r.bytes(len(ref.Bytes())))
+		}
+		if failMbufs {
+			stress.SetFailureRate(1)
+		}
+		st := ref.Bytes()
+		early := r.byte()%2 == 0 // the holder lets go before the mbufs do
+		var head *Mbuf
+		var model []byte
+		f := MPktHdr
+		for k := 1 + int(r.byte()%3); k > 0; k-- {
+			off := r.num(len(st))
+			w := r.num(min(len(st)-off, 20000))
+			m, err := get(DontWait, MTData, f)
+			if !expect("Get", err) {
+				head.FreeM()
+				ref.Release()
+				return
+			}
+			m.ExtAddRef(ref, off, w)
+			if f != 0 {
+				head = m
+			} else {
+				head.Link(m)
+			}
+			f = 0
+			model = append(model, st[off:off+w]...)
+		}
+		head.FixHdr()
+		if early {
+			ref.Release()
+		}
+		r.add(head, model)
+		if !early {
+			r.check() // shared with the holder: read-only everywhere
+			ref.Release()
+		}
+	case 6: // FreeMP: this packet and perhaps another, queued by hand, freed together
+		q := s.m
+		j := r.pick()
+		if j != i {
+			q.LinkPkt(r.slots[j].m)
+		}
+		q.FreeMP()
+		if j != i {
+			r.drop(max(i, j))
+			r.drop(min(i, j))
+		} else {
+			r.drop(i)
+		}
+	case 7: // every chain through a Queue (Enqueue, or Push) and back out in order
+		q := NewQueue(int(r.byte() % 4))
+		var kept []slot
+		drops := 0
+		for _, sl := range r.slots {
+			if r.byte()%2 == 0 {
+				if q.Push(sl.m) {
+					kept = kept[1:]
+					drops++
+				}
+				kept = append(kept, sl)
+			} else if err := q.Enqueue(sl.m); err == nil {
+				kept = append(kept, sl)
+			} else if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("Queue.Enqueue = %v", err)
+			} else {
+				drops++
+			}
+		}
+		if q.Len() != len(kept) || int(q.Drops()) != drops {
+			t.Fatalf("Queue: %d queued, %d dropped; want %d, %d", q.Len(), q.Drops(), len(kept), drops)
+		}
+		var out []*Mbuf
+		switch r.byte() % 3 {
+		case 0:
+			for m := q.Dequeue(); m != nil; m = q.Dequeue() {
+				out = append(out, m)
+			}
+		case 1:
+			l := q.Delist()
+			for m := range l.All() {
+				out = append(out, m)
+			}
+			if l.Dechain(); !l.Empty() {
+				t.Fatal("List.Dechain left packets")
+			}
+		default:
+			for m := q.Dechain(); m != nil; {
+				next := m.UnlinkPkt()
+				out = append(out, m)
+				m = next
+			}
+		}
+		if !q.Empty() || len(out) != len(kept) {
+			t.Fatalf("Queue gave back %d packets of %d", len(out), len(kept))
+		}
+		for k, m := range out {
+			if m != kept[k].m {
+				t.Fatalf("Queue gave packet %d out of order", k)
+			}
+			m.nextpkt = nil // those that left through a List still link the next
+		}
+		r.slots = kept
+	case 8: // mark an mbuf MRdOnly (with every mbuf that shares its cluster) or MEOR
+		mm := s.m
+		for k := r.num(count(s.m) - 1); k > 0; k-- {
+			mm = mm.next
+		}
+		if r.byte()%2 == 0 {
+			mm.SetFlags(MEOR, 0)
+			return
+		}
+		mm.SetFlags(MRdOnly, 0)
+		for _, o := range r.slots {
+			for x := o.m; x != nil; x = x.next {
+				if mm.ext != nil && x.ext == mm.ext {
+					x.SetFlags(MRdOnly, 0)
+				}
+			}
 		}
 	}
 }
@@ -521,6 +788,7 @@ func count(m *Mbuf) int {
 // check compares every chain with its model and checks the invariants.
 func (r *chainRun) check() {
 	r.t.Helper()
+	rdonly := map[*cluster]Flags{} // MRdOnly of the mbufs seen on each cluster
 	for i, s := range r.slots {
 		mustEqual(r.t, fmt.Sprintf("slot %d", i), s.m, s.model)
 		for mm := s.m; mm != nil; mm = mm.next {
@@ -528,6 +796,16 @@ func (r *chainRun) check() {
 				(mm.Writable() || mm.LeadingSpace() != 0 || mm.TrailingSpace() != 0) {
 				r.t.Fatalf("slot %d: a shared cluster is writable", i)
 			}
+			if mm.flags&MRdOnly != 0 && (mm.Writable() || mm.LeadingSpace() != 0 || mm.TrailingSpace() != 0) {
+				r.t.Fatalf("slot %d: an MRdOnly mbuf is writable", i)
+			}
+			if mm.ext == nil {
+				continue
+			}
+			if f, ok := rdonly[mm.ext]; ok && f != mm.flags&MRdOnly {
+				r.t.Fatalf("slot %d: mbufs on one cluster disagree on MRdOnly: a sharer lost it", i)
+			}
+			rdonly[mm.ext] = mm.flags & MRdOnly
 		}
 	}
 }

@@ -197,14 +197,68 @@ func (m *Mbuf) SetFlags(set, clear Flags) {
 // Next returns m_next, the next mbuf of the chain.
 func (m *Mbuf) Next() *Mbuf { return m.next }
 
-// SetNext sets m_next.
-func (m *Mbuf) SetNext(n *Mbuf) { m.next = n }
-
 // NextPkt returns m_nextpkt, the next packet (chain) of a queue.
 func (m *Mbuf) NextPkt() *Mbuf { return m.nextpkt }
 
-// SetNextPkt sets m_nextpkt.
-func (m *Mbuf) SetNextPkt(n *Mbuf) { m.nextpkt = n }
+// Link is the m_last(m)->m_next = n of sbappendaddr(9), and of m_cat(9) when it cannot
+// copy: it links chain n behind the last mbuf of chain m as it is. Unlike Cat nothing is
+// copied or freed and no flag or packet header changes, so every mbuf keeps its type and
+// its place: an MTSoname mbuf stays in front of the datagram it names, and n may keep a
+// packet header of its own, as a socket buffer record does (operations on m as a packet
+// count n's bytes but ignore n's header). The header length of m, if any, is the
+// caller's (FixHdr). A nil n is a no-op. It cannot fail; it panics if n is already part of
+// m, which would make the chain a loop. n must not be used on its own afterwards.
+func (m *Mbuf) Link(n *Mbuf) {
+	debugCheck(m)
+	linkLast(m, n, func(x *Mbuf) **Mbuf { return &x.next }, "Link of a chain to itself")
+}
+
+// linkLast points the last link that next selects (m_next or m_nextpkt) along the list
+// from m at n, and panics with msg if n is on the list already.
+func linkLast(m, n *Mbuf, next func(*Mbuf) **Mbuf, msg string) {
+	for {
+		if m == n {
+			panic("mbuf: " + msg)
+		}
+		p := next(m)
+		if *p == nil {
+			*p = n
+			return
+		}
+		m = *p
+	}
+}
+
+// Unlink is the step of sbdrop(9) and soreceive(9) that takes the first mbuf off a chain
+// (sb_mb = m->m_next; m->m_next = NULL): it cuts m from the mbufs after it and returns
+// them, nil if there are none. Nothing is copied or freed; the packet header, if m has
+// one, stays on m with its length unchanged (FixHdr). It cannot fail.
+func (m *Mbuf) Unlink() *Mbuf {
+	debugCheck(m)
+	n := m.next
+	m.next = nil
+	return n
+}
+
+// LinkPkt is sbappendrecord(9)'s sb_lastrecord->m_nextpkt = m0 without a List: it links
+// packet n, with any packets linked after it by NextPkt, behind the last packet of m's
+// queue. A nil n is a no-op. It cannot fail; it panics if n is already on m's queue. A List
+// keeps the tail and the count for this; LinkPkt is for queues kept by hand, as a socket
+// buffer's records are.
+func (m *Mbuf) LinkPkt(n *Mbuf) {
+	debugCheck(m)
+	linkLast(m, n, func(x *Mbuf) **Mbuf { return &x.nextpkt }, "LinkPkt of a packet to its own queue")
+}
+
+// UnlinkPkt is the step of sbdroprecord(9) and ml_dequeue(9) that takes the first packet
+// off a queue (m->m_nextpkt = NULL after reading it): it cuts packet m from the packets
+// after it and returns them, nil if there are none. Nothing is freed. It cannot fail.
+func (m *Mbuf) UnlinkPkt() *Mbuf {
+	debugCheck(m)
+	n := m.nextpkt
+	m.nextpkt = nil
+	return n
+}
 
 // Last is m_last(9): the last mbuf of the chain.
 func (m *Mbuf) Last() *Mbuf {

@@ -47,7 +47,7 @@ func TestGetFree(t *testing.T) {
 	if h.PktHdr() == nil || h.Flags() != MPktHdr || h.TrailingSpace() != MHLen {
 		t.Fatalf("header mbuf: hdr %v, flags %v, trailing %d", h.PktHdr(), h.Flags(), h.TrailingSpace())
 	}
-	h.SetNext(m)
+	h.Link(m)
 	if h.Next() != m || h.Free() != m {
 		t.Fatal("Free did not return m_next")
 	}
@@ -70,7 +70,7 @@ func TestGetCLAndJCL(t *testing.T) {
 			t.Fatalf("GetJCL(%d): trailing %d, flags %v", size, m.TrailingSpace(), m.Flags())
 		}
 		m.demote()
-		m.SetNext(chain)
+		m.Link(chain)
 		chain = m
 	}
 	if _, err := GetJCL(DontWait, MTData, 0, 3000); !errors.Is(err, syscall.EINVAL) {
@@ -255,7 +255,7 @@ func TestCopyMSharesReadOnly(t *testing.T) {
 	checkUsage(t, before)
 }
 
-func TestAppendBuffersWriteTo(t *testing.T) {
+func TestAppendBuffersWriteAll(t *testing.T) {
 	before := inUse()
 	data := pattern(7000, 4)
 	m := buildChain(t, data, extCaller, extCluster, extJumboP)
@@ -272,8 +272,8 @@ func TestAppendBuffersWriteTo(t *testing.T) {
 		t.Fatalf("AppendBuffers: %d buffers for %d non-empty mbufs", len(bufs), nonEmpty)
 	}
 	var got bytes.Buffer
-	if n, err := m.WriteTo(&got); err != nil || n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
-		t.Fatalf("WriteTo: %d, %v", n, err)
+	if n, err := m.WriteAll(&got); err != nil || n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("WriteAll: %d, %v", n, err)
 	}
 	// Through a TCP connection: one writev.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -296,8 +296,8 @@ func TestAppendBuffersWriteTo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.WriteTo(conn); err != nil || n != int64(len(want)) {
-		t.Fatalf("WriteTo(TCPConn): %d, %v", n, err)
+	if n, err := m.WriteAll(conn); err != nil || n != int64(len(want)) {
+		t.Fatalf("WriteAll(TCPConn): %d, %v", n, err)
 	}
 	conn.Close()
 	if b := <-done; !bytes.Equal(b, want) {
@@ -357,23 +357,23 @@ func TestReadFdWriteFd(t *testing.T) {
 	checkUsage(t, before)
 }
 
-func TestReadFrom(t *testing.T) {
+func TestFromReader(t *testing.T) {
 	before := inUse()
 	data := pattern(9000, 6)
-	m, n, err := ReadFrom(bytes.NewReader(data), 1<<20, DontWait)
+	m, n, err := FromReader(bytes.NewReader(data), 1<<20, DontWait)
 	if err != nil || n != len(data) {
-		t.Fatalf("ReadFrom = %d, %v", n, err)
+		t.Fatalf("FromReader = %d, %v", n, err)
 	}
-	mustEqual(t, "ReadFrom", m, data)
+	mustEqual(t, "FromReader", m, data)
 	m.FreeM()
-	m, n, err = ReadFrom(bytes.NewReader(data), 100, DontWait)
+	m, n, err = FromReader(bytes.NewReader(data), 100, DontWait)
 	if err != nil || n != 100 {
-		t.Fatalf("ReadFrom(max 100) = %d, %v", n, err)
+		t.Fatalf("FromReader(max 100) = %d, %v", n, err)
 	}
-	mustEqual(t, "ReadFrom(100)", m, data[:100])
+	mustEqual(t, "FromReader(100)", m, data[:100])
 	m.FreeM()
-	if m, n, err := ReadFrom(strings.NewReader(""), 10, DontWait); m != nil || n != 0 || err != io.EOF {
-		t.Fatalf("ReadFrom at EOF = %v, %d, %v", m, n, err)
+	if m, n, err := FromReader(strings.NewReader(""), 10, DontWait); m != nil || n != 0 || err != io.EOF {
+		t.Fatalf("FromReader at EOF = %v, %d, %v", m, n, err)
 	}
 	checkUsage(t, before)
 }

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/softnet-go/softnet/uma"
+	"github.com/softnet-go/softnet/internal/stress"
 )
 
 func TestSharedReadOnlyBothSidesSplit(t *testing.T) {
@@ -190,7 +190,7 @@ func TestExactlyOnceRelease(t *testing.T) {
 }
 
 func TestFailurePaths(t *testing.T) {
-	defer uma.SetFailureRate(0)
+	defer stress.SetFailureRate(0)
 	data := pattern(6000, 11)
 	type result struct {
 		chain *Mbuf // what the caller still owns (nil: freed)
@@ -224,9 +224,9 @@ func TestFailurePaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			uma.SetFailureRate(1)
+			stress.SetFailureRate(1)
 			res := c.op(m)
-			uma.SetFailureRate(0)
+			stress.SetFailureRate(0)
 			if !errors.Is(res.err, syscall.ENOBUFS) {
 				t.Fatalf("%s under injected failure = %v, want ENOBUFS", c.name, res.err)
 			}
@@ -246,7 +246,7 @@ func TestFailurePaths(t *testing.T) {
 	}
 	t.Run("allocators", func(t *testing.T) {
 		before := inUse()
-		uma.SetFailureRate(1)
+		stress.SetFailureRate(1)
 		var errs []error
 		for _, f := range []func() (*Mbuf, error){
 			func() (*Mbuf, error) { return Get(DontWait, MTData) },
@@ -262,7 +262,7 @@ func TestFailurePaths(t *testing.T) {
 			}
 			errs = append(errs, err)
 		}
-		uma.SetFailureRate(0)
+		stress.SetFailureRate(0)
 		for _, err := range errs {
 			if !errors.Is(err, syscall.ENOBUFS) {
 				t.Fatalf("allocator error %v, want ENOBUFS", err)
@@ -270,17 +270,17 @@ func TestFailurePaths(t *testing.T) {
 		}
 		// GetM appending to a chain leaves it; ExtAdd leaves m and does not free.
 		m := buildChain(t, data[:100], extCaller)
-		uma.SetFailureRate(1)
+		stress.SetFailureRate(1)
 		n, err := GetM(m, 50000, DontWait, MTData, 0)
-		uma.SetFailureRate(0)
+		stress.SetFailureRate(0)
 		if n != nil || !errors.Is(err, syscall.ENOBUFS) {
 			t.Fatalf("GetM append = %v, %v", n, err)
 		}
 		mustEqual(t, "GetM leaves m", m, data[:100])
 		called := false
-		uma.SetFailureRate(1)
+		stress.SetFailureRate(1)
 		err = m.ExtAdd(make([]byte, 10), func([]byte) { called = true }, 0, DontWait)
-		uma.SetFailureRate(0)
+		stress.SetFailureRate(0)
 		if !errors.Is(err, syscall.ENOBUFS) || called || m.ext != nil {
 			t.Fatalf("ExtAdd = %v, free called %v", err, called)
 		}
@@ -291,9 +291,9 @@ func TestFailurePaths(t *testing.T) {
 		before := inUse()
 		a, b := socketpair(t)
 		syscall.Write(b, data)
-		uma.SetFailureRate(1)
+		stress.SetFailureRate(1)
 		m, n, err := ReadFd(a, 5000, DontWait)
-		uma.SetFailureRate(0)
+		stress.SetFailureRate(0)
 		if m != nil || n != 0 || !errors.Is(err, syscall.ENOBUFS) {
 			t.Fatalf("ReadFd = %v, %d, %v", m, n, err)
 		}
@@ -307,9 +307,9 @@ func TestFailurePaths(t *testing.T) {
 	})
 	t.Run("Wait ignores injection", func(t *testing.T) {
 		before := inUse()
-		uma.SetFailureRate(1)
+		stress.SetFailureRate(1)
 		m, err := GetCL(Wait(t.Context()), MTData, MPktHdr)
-		uma.SetFailureRate(0)
+		stress.SetFailureRate(0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -642,18 +642,18 @@ func TestDevGetAndDup(t *testing.T) {
 	checkUsage(t, before)
 }
 
-// TestReadFromErrors: a reader's error comes back with what was read.
-func TestReadFromErrors(t *testing.T) {
+// TestFromReaderErrors: a reader's error comes back with what was read.
+func TestFromReaderErrors(t *testing.T) {
 	before := inUse()
 	boom := errors.New("boom")
-	m, n, err := ReadFrom(io.MultiReader(strings.NewReader("abc"), errReader{boom}), 100, DontWait)
+	m, n, err := FromReader(io.MultiReader(strings.NewReader("abc"), errReader{boom}), 100, DontWait)
 	if n != 3 || err != nil || m == nil {
-		t.Fatalf("ReadFrom short read = %d, %v", n, err)
+		t.Fatalf("FromReader short read = %d, %v", n, err)
 	}
 	m.FreeM()
-	m, n, err = ReadFrom(errReader{boom}, 100, DontWait)
+	m, n, err = FromReader(errReader{boom}, 100, DontWait)
 	if m != nil || n != 0 || err != boom {
-		t.Fatalf("ReadFrom error = %v, %d, %v", m, n, err)
+		t.Fatalf("FromReader error = %v, %d, %v", m, n, err)
 	}
 	checkUsage(t, before)
 }

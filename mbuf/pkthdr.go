@@ -85,6 +85,23 @@ func (m *Mbuf) demote() {
 	m.tags = nil
 }
 
+// demoteAll is m_demote(m, 1, 0) keeping the end of the record: every mbuf of the chain
+// loses its packet header, tags and every flag but MRdOnly and MZeroize (they describe
+// its storage), and the last one gets MEOR if any of them had it.
+func (m *Mbuf) demoteAll() {
+	var eor Flags
+	for {
+		m.demote()
+		eor |= m.flags & MEOR
+		m.flags &= MRdOnly | MZeroize
+		if m.next == nil {
+			break
+		}
+		m = m.next
+	}
+	m.flags |= eor
+}
+
 // adjHdrLen adds d to the header length if m has a header.
 func (m *Mbuf) adjHdrLen(d int) {
 	if m.flags&MPktHdr != 0 {

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/softnet-go/softnet/internal/stress"
 	"github.com/softnet-go/softnet/mbuf"
 	"github.com/softnet-go/softnet/netq"
-	"github.com/softnet-go/softnet/socket"
-	"github.com/softnet-go/softnet/uma"
 	"go.uber.org/goleak"
 )
 
@@ -85,19 +84,19 @@ func leakCheck(t *testing.T) {
 // setFailureRate injects allocation failures for the rest of t.
 func setFailureRate(t *testing.T, p float64) {
 	t.Helper()
-	if err := uma.SetFailureRate(p); err != nil {
+	if err := stress.SetFailureRate(p); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { uma.SetFailureRate(0) })
+	t.Cleanup(func() { stress.SetFailureRate(0) })
 }
 
 // setInputFragment fragments socket input for the rest of t.
 func setInputFragment(t *testing.T, length int) {
 	t.Helper()
-	if err := socket.SetInputFragment(length); err != nil {
+	if err := stress.SetInputFragment(length); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { socket.SetInputFragment(0) })
+	t.Cleanup(func() { stress.SetInputFragment(0) })
 }
 
 // flowOutcome is what one client saw of its flow through an echo target.
@@ -213,7 +212,7 @@ func TestFaultsTCP(t *testing.T) {
 				setFailureRate(t, p)
 				const flows, size = 4, 1 << 20
 				outs := echoFlows(addr, flows, size, uint64(p*1000))
-				uma.SetFailureRate(0)
+				stress.SetFailureRate(0)
 				injected := allocFailures() - f0
 				if exact := checkOutcomes(t, srv, "test", outs); exact != flows {
 					t.Errorf("%d of %d flows byte-exact; under allocation failure the relay should wait, not fail", exact, flows)
@@ -254,8 +253,8 @@ func TestFaultsFragment(t *testing.T) {
 			}
 			const flows = 2
 			outs := echoFlows(addr, flows, c.size, uint64(c.length+100))
-			uma.SetFailureRate(0)
-			socket.SetInputFragment(0)
+			stress.SetFailureRate(0)
+			stress.SetInputFragment(0)
 			if exact := checkOutcomes(t, srv, "test", outs); exact != flows {
 				t.Errorf("%d of %d fragmented flows byte-exact", exact, flows)
 			}
@@ -325,7 +324,7 @@ func TestFaultsUDP(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			uma.SetFailureRate(0)
+			stress.SetFailureRate(0)
 			injected := allocFailures() - f0
 			waitFor(t, func() bool { return srv.ActiveFlows() == 0 })
 			sn := srv.snap("test")

@@ -175,3 +175,32 @@ func netAddr(tcp bool, sa unix.Sockaddr) net.Addr {
 	}
 	return net.UDPAddrFromAddrPort(ap)
 }
+
+// peer returns the connected peer's address: the one accept, connect or FromConn's
+// getpeername had when the socket was made (raddr), with no system call; the zero
+// AddrPort for an unconnected socket.
+func (so *Socket) peer() netip.AddrPort { return so.raddr }
+
+// localAddr returns the local address, from the cache once the kernel has assigned the
+// port (getsockname the first time), or nil if it cannot be had.
+func (so *Socket) localAddr() net.Addr {
+	ap := so.laddr.Load()
+	if ap == nil {
+		if so.state.Load()&ssDestroyed != 0 {
+			return nil
+		}
+		sa, err := unix.Getsockname(so.fd)
+		if err != nil {
+			return nil
+		}
+		a, ok := addrPort(sa)
+		if !ok {
+			return nil
+		}
+		if a.Port() != 0 { // bound: the address stays
+			so.laddr.Store(&a)
+		}
+		ap = &a
+	}
+	return so.proto().netAddr(*ap)
+}

@@ -78,7 +78,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Soc
 	if ctx.Err() != nil && errors.Is(first, ctx.Err()) {
 		first = ctx.Err()
 	}
-	return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, aps[0]), Err: first}
+	return nil, &net.OpError{Op: "dial", Net: network, Addr: ni.proto().netAddr(aps[0]), Err: first}
 }
 
 // Connect starts a connection to a numeric address ("192.0.2.1:80", "[::1]:80") and
@@ -108,7 +108,7 @@ func (d *Dialer) connectAddrPort(network string, ap netip.AddrPort, onConnect fu
 	}
 	so, err := d.connect(ni, ap, onConnect)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(ni, ap), Err: err}
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: ni.proto().netAddr(ap), Err: err}
 	}
 	return so, nil
 }
@@ -142,13 +142,6 @@ func (d *Dialer) ConnectFunc(network string, addr netip.AddrPort, fn func(err er
 	return so, nil
 }
 
-func addrOf(ni netinfo, ap netip.AddrPort) net.Addr {
-	if ni.tcp() {
-		return net.TCPAddrFromAddrPort(ap)
-	}
-	return net.UDPAddrFromAddrPort(ap)
-}
-
 // connect makes the socket, binds it if asked and starts connect(2); onConnect, if set,
 // is ConnectFunc's callback.
 func (d *Dialer) connect(ni netinfo, ap netip.AddrPort, onConnect func(error)) (*Socket, error) {
@@ -175,15 +168,11 @@ func (d *Dialer) connect(ni netinfo, ap netip.AddrPort, onConnect func(error)) (
 	err = unix.Connect(fd, sockaddr(family, ap))
 	switch err {
 	case nil:
-	case unix.EINPROGRESS, unix.EINTR:
+	case unix.EINPROGRESS, unix.EINTR: // interrupted, the connect goes on: not made again
 		state = ssConnecting
 	default:
 		unix.Close(fd)
 		return nil, os.NewSyscallError("connect", err)
-	}
-	if ni.tcp() {
-		// As accepted sockets and package net's: requests and answers go out at once.
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	return newSocket(fd, d.worker(), ni, state, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), onConnect)
 }
@@ -204,17 +193,8 @@ func (so *Socket) waitConnected(ctx context.Context) error {
 			}
 			return nil
 		}
-		if sb.waitc == nil {
-			sb.waitc = make(chan struct{})
-		}
-		c := sb.waitc
-		sb.mu.Unlock()
-		select {
-		case <-c:
-		case <-ctx.Done():
-			sb.mu.Lock()
+		if !sb.waitUntil(ctx.Done()) {
 			return ctx.Err()
 		}
-		sb.mu.Lock()
 	}
 }

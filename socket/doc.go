@@ -21,7 +21,17 @@
 // chains without copying, and SendFile (a header chain, then sendfile(2), corked).
 // Read and Write go straight to the kernel socket when the sockbuf is empty, so a
 // streaming application pays one copy, as with package net; the sockbufs hold data the
-// worker read ahead, chains sent with Send, and spliced data.
+// worker read ahead, chains sent with Send, and spliced data. No application call holds
+// a sockbuf's lock across a system call or a long copy, so a Read or Write, however
+// large, never makes the worker (and the other flows it serves) wait; concurrent Reads,
+// and concurrent Writes, of one socket are serialized, as BSD's sblock serializes them.
+//
+// For code written against package net and io: a *Socket is also an io.ReaderFrom and
+// an io.WriterTo (io.Copy between two TCP Sockets is a splice; from a regular file,
+// SendFile) and a syscall.Conn whose RawConn waits on the worker; PacketConn returns a
+// UDP socket as a net.PacketConn (a type cannot have both io.ReaderFrom's and
+// net.PacketConn's ReadFrom, so package net's split is kept: the Socket has the first),
+// and Listener.NetListener returns a Listener as a net.Listener.
 //
 // Sockets made without naming a netq.Group run on netq.Default(); ListenConfig, Dialer
 // and FromConnOn choose a group or a worker. No goroutine is made per socket, and an idle

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/softnet-go/softnet/socket"
@@ -131,4 +132,90 @@ func ExampleListenConfig_onAccept() {
 	// Output:
 	// hello, worker
 	// relayed 13 and 13 bytes
+}
+
+// A UDP socket where a net.PacketConn is wanted: PacketConn gives ReadFrom and WriteTo
+// with net.Addr addresses.
+func ExampleSocket_PacketConn() {
+	a, _ := socket.ListenPacket("udp", "127.0.0.1:0")
+	defer a.Close()
+	b, _ := socket.ListenPacket("udp", "127.0.0.1:0")
+	defer b.Close()
+
+	var pa, pb net.PacketConn = a.PacketConn(), b.PacketConn()
+	pa.WriteTo([]byte("ping"), pb.LocalAddr())
+	buf := make([]byte, 64)
+	pb.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, _ := pb.ReadFrom(buf)
+	fmt.Println(string(buf[:n]), from.String() == pa.LocalAddr().String())
+	// Output: ping true
+}
+
+// A Listener where a net.Listener is wanted (net/http's Serve, say): NetListener's
+// Accept returns each connection's *Socket as a net.Conn.
+func ExampleListener_NetListener() {
+	ln, _ := socket.Listen("tcp", "127.0.0.1:0")
+	var l net.Listener = ln.NetListener()
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c) // ReadFrom a Socket: a splice, an echo
+		c.Close()
+	}()
+
+	c, _ := net.Dial("tcp", l.Addr().String())
+	c.Write([]byte("echo"))
+	c.(*net.TCPConn).CloseWrite()
+	reply, _ := io.ReadAll(c)
+	c.Close()
+	fmt.Println(string(reply))
+	// Output: echo
+}
+
+// io.Copy between two Sockets is a splice (Socket.ReadFrom): the bytes move from one
+// socket's receive side to the other's send side without a buffer of the caller's, and
+// the source's SpliceLen counts them.
+func ExampleSocket_ReadFrom() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ln, _ := socket.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	src, _ := socket.Dial(ctx, "tcp", ln.Addr().String())
+	defer src.Close()
+	peer, _ := ln.Accept()
+	defer peer.Close()
+	dst, _ := socket.Dial(ctx, "tcp", ln.Addr().String())
+	defer dst.Close()
+	sink, _ := ln.Accept()
+	defer sink.Close()
+
+	go func() {
+		peer.Write([]byte("spliced, not copied"))
+		peer.CloseWrite()
+	}()
+	n, err := io.Copy(dst, src) // until src's EOF
+	dst.CloseWrite()
+	got, _ := io.ReadAll(sink)
+	fmt.Println(n, err, src.SpliceLen(), string(got))
+	// Output: 19 <nil> 19 spliced, not copied
+}
+
+// SyscallConn gives the kernel socket's descriptor for options the package does not
+// set, and reads and writes of one's own that wait on the socket's worker.
+func ExampleSocket_SyscallConn() {
+	ln, _ := socket.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	c, _ := socket.Dial(context.Background(), "tcp", ln.Addr().String())
+	defer c.Close()
+
+	rc, _ := c.SyscallConn()
+	var nodelay int
+	rc.Control(func(fd uintptr) {
+		nodelay, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+	})
+	fmt.Println("TCP_NODELAY", nodelay)
+	// Output: TCP_NODELAY 1
 }

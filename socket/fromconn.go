@@ -22,31 +22,45 @@ func FromConn(c net.Conn) (*Socket, error) {
 }
 
 // FromConnOn is FromConn onto worker w (nil: a worker of netq.Default(), round-robin).
+// Its errors are *net.OpError (Op "fromconn"), as the other constructors'.
 func FromConnOn(c net.Conn, w *netq.Worker) (*Socket, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return nil, fmt.Errorf("socket: FromConn: %T has no SyscallConn", c)
+		return nil, fromConnError(c, fmt.Errorf("%T has no SyscallConn", c))
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("socket: FromConn: %w", err)
+		return nil, fromConnError(c, err)
 	}
 	fd := -1
 	var derr error
 	if err := rc.Control(func(s uintptr) {
 		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
-		return nil, fmt.Errorf("socket: FromConn: %w", err)
+		return nil, fromConnError(c, err)
 	}
 	if derr != nil {
-		return nil, fmt.Errorf("socket: FromConn: %w", os.NewSyscallError("fcntl", derr))
+		return nil, fromConnError(c, os.NewSyscallError("fcntl", derr))
 	}
 	so, err := fromFd(fd, w)
 	if err != nil {
-		return nil, fmt.Errorf("socket: FromConn: %w", err)
+		return nil, fromConnError(c, err)
 	}
 	c.Close()
 	return so, nil
+}
+
+// fromConnError is FromConn's error about c, as package net reports one about a
+// connection: a *net.OpError with c's network and addresses.
+func fromConnError(c net.Conn, err error) error {
+	e := &net.OpError{Op: "fromconn", Err: err}
+	if c != nil {
+		e.Source, e.Addr = c.LocalAddr(), c.RemoteAddr()
+	}
+	if e.Source != nil {
+		e.Net = e.Source.Network()
+	}
+	return e
 }
 
 // fromFd wraps a socket fd, finding out its type and state from the kernel. On error
@@ -81,10 +95,12 @@ func fromFd(fd int, w *netq.Worker) (*Socket, error) {
 		return fail("socket", syscall.EPROTONOSUPPORT)
 	}
 	var state uint32
+	var raddr netip.AddrPort // cached for RemoteAddr and a UDP socket's senders
 	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err == nil && v != 0 {
 		state = ssListening
-	} else if _, err := unix.Getpeername(fd); err == nil {
+	} else if sa, err := unix.Getpeername(fd); err == nil {
 		state = ssConnected
+		raddr, _ = addrPort(sa)
 	}
 	if ni.tcp() {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -92,5 +108,5 @@ func fromFd(fd int, w *netq.Worker) (*Socket, error) {
 	if w == nil {
 		w = (*Dialer)(nil).worker()
 	}
-	return newSocket(fd, w, ni, state, netip.AddrPort{}, nil)
+	return newSocket(fd, w, ni, state, raddr, nil)
 }

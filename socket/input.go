@@ -11,21 +11,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// input is the socket's input routine (soreceive's other half: tcp_input appending to
-// so_rcv). It runs on the worker, from the fd's readiness or the input task, and reads the
-// kernel socket into clusters from the packet zone (mbuf.ReadFd: one readv), bounded by
-// the space in the receive sockbuf, netq.Budget and the memory Limit, then calls
-// sorwakeup. It stops while the buffer is full (so TCP's window closes and back-pressure
-// reaches the peer) and is queued again when a reader or the splice makes room. At the
-// memory Limit it waits for memory (waitMemory) rather than spinning or dropping.
+// input is the socket's input routine (soreceive's other half: the protocol's input
+// appending to so_rcv). It runs on the worker, from the fd's readiness or the input task,
+// and hands over to the protocol's (protosw.input) unless the socket is gone or listens.
 func (so *Socket) input() {
 	if so.state.Load()&(ssDestroyed|ssDoomed|ssListening) != 0 {
 		return
 	}
-	if !so.ni.tcp() {
-		so.udpInput()
-		return
-	}
+	so.proto().input(so)
+}
+
+// tcpInput is TCP's input routine (tcp_input appending to so_rcv): it reads the kernel
+// socket into clusters from the packet zone (mbuf.ReadFd: one readv), bounded by the
+// space in the receive sockbuf, netq.Budget and the memory Limit, and calls sorwakeup.
+// It stops while the buffer is full (so TCP's window closes and back-pressure reaches
+// the peer) and is queued again when a reader or the splice makes room. At the memory
+// Limit it waits for memory (waitMemory) rather than spinning or dropping.
+//
+// Its first steps are udpInput's too (nothing while shut or busy; a reader waiting on
+// the kernel reads for itself; a full buffer stalls input), with the kernel splice path
+// between them; and a stream's "nothing queued" is cc == 0 where a datagram socket's is
+// no record (an empty datagram is one).
+func (so *Socket) tcpInput() {
 	sb := &so.rcv
 	sb.mu.Lock()
 	if sb.flags&(sbCantMore|sbBusy) != 0 {
@@ -58,7 +65,7 @@ func (so *Socket) input() {
 			limit = min(limit, left)
 		}
 	}
-	frag := inputFrag.Load() // SetInputFragment (MBUF_STRESS_TEST); 0: off
+	frag := inputFragment() // stress.SetInputFragment (MBUF_STRESS_TEST); 0: off
 	if frag != 0 {
 		limit = fragReadLimit(frag, limit)
 	}
@@ -190,7 +197,7 @@ func readInto(fd int, reserve *mbuf.Mbuf, limit int) (*mbuf.Mbuf, int, error) {
 	}
 	m, n2, err := mbuf.ReadFd(fd, limit-n, mbuf.DontWait)
 	if m != nil {
-		reserve.SetNext(m)
+		reserve.Link(m)
 	}
 	if err != nil && err != unix.EAGAIN {
 		err = errRetry // EOF, an error or no memory: these bytes first, the rest next pass
@@ -219,14 +226,8 @@ func (so *Socket) takeReserve() *mbuf.Mbuf {
 // back), keeps it for the next TCP input (a UDP socket frees it at once), and queues the
 // input task. Only one runs per socket; Close cancels it. so.rcv.mu is held.
 func (so *Socket) waitMemory() {
-	for {
-		s := so.state.Load()
-		if s&(ssMemWait|ssClosed) != 0 {
-			return
-		}
-		if so.state.CompareAndSwap(s, s|ssMemWait) {
-			break
-		}
+	if so.state.Load()&ssClosed != 0 || so.state.Or(ssMemWait)&ssMemWait != 0 {
+		return
 	}
 	memWaits.Add(1)
 	ctx := so.ctx()
@@ -235,22 +236,16 @@ func (so *Socket) waitMemory() {
 		x := so.extra()
 		x.mu.Lock()
 		if err == nil {
-			// Only TCP input takes the reserve; UDP input allocates a batch of its own,
-			// so for it the wait is only the wakeup. A reserve still unused is kept, not
-			// overwritten (which would leak it).
-			if so.state.Load()&ssClosed != 0 || x.reserve != nil || !so.ni.tcp() {
+			// Only an input that reads into a reserve keeps it (protosw.reserve). A
+			// reserve still unused is kept, not overwritten (which would leak it).
+			if so.state.Load()&ssClosed != 0 || x.reserve != nil || !so.proto().reserve {
 				m.FreeM()
 			} else {
 				x.reserve = m
 			}
 		}
 		x.mu.Unlock()
-		for {
-			s := so.state.Load()
-			if so.state.CompareAndSwap(s, s&^ssMemWait) {
-				break
-			}
-		}
+		so.state.And(^uint32(ssMemWait))
 		so.w.Add(&so.inTask)
 	}()
 }

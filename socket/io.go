@@ -19,13 +19,18 @@ var errTimeout = os.ErrDeadlineExceeded
 // queued and the worker not reading, Read reads the kernel socket directly into b (one
 // copy, as package net does). A pending error is returned once, after the data; then
 // io.EOF once the peer has shut down. While the socket is the source of a running splice
-// it gets no data and blocks (until its deadline). A UDP socket returns one datagram per
-// call, truncated to len(b).
+// it gets no data and blocks (until its deadline). Once the read deadline has passed it
+// fails at once, data queued or not, as package net's Read does. A UDP socket returns one
+// datagram per call, truncated to len(b). Reads by several goroutines are serialized
+// (sblock), and none holds the sockbuf's lock across its system call or a long copy, so
+// a Read never stalls the worker.
 func (so *Socket) Read(b []byte) (int, error) {
 	if !so.ni.tcp() {
-		n, _, err := so.readDatagram(b, false)
+		n, _, err := so.readDatagram(b)
 		return n, err
 	}
+	so.rdlock.Lock()
+	defer so.rdlock.Unlock()
 	sb := &so.rcv
 	sb.mu.Lock()
 	for {
@@ -33,13 +38,14 @@ func (so *Socket) Read(b []byte) (int, error) {
 			sb.mu.Unlock()
 			return 0, so.opError("read", net.ErrClosed)
 		}
+		d := so.dl.rd.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			return 0, so.opError("read", errTimeout)
+		}
 		if sb.flags&sbSplice == 0 {
 			if sb.cc > 0 {
-				n := copyOut(b, sb.mb)
-				sb.dropStream(n)
-				so.resumeInputLocked()
-				sb.mu.Unlock()
-				return n, nil
+				return so.readQueued(b), nil
 			}
 			if e := so.takeError(); e != 0 {
 				sb.mu.Unlock()
@@ -59,29 +65,38 @@ func (so *Socket) Read(b []byte) (int, error) {
 				return 0, so.opError("read", syscall.ENOTCONN)
 			}
 			if st&ssConnected != 0 && sb.flags&sbBusy == 0 {
+				ev, ok := so.beginIO(sb)
+				if !ok {
+					sb.mu.Unlock()
+					return 0, so.opError("read", net.ErrClosed)
+				}
 				n, err := sysRead(so.fd, b)
+				missed := so.endIO(sb, ev)
 				switch {
 				case n > 0:
 					sb.mu.Unlock()
 					return n, nil
 				case err == nil:
 					sb.flags |= sbCantMore
+					if e := so.takeError(); e != 0 {
+						// The worker took it (SO_ERROR) during the read: it goes
+						// first, as it would have had it come before the EOF.
+						sb.mu.Unlock()
+						return 0, so.opError("read", e)
+					}
 					sb.mu.Unlock()
 					return 0, io.EOF
 				case err != unix.EAGAIN:
 					sb.flags |= sbCantMore
 					sb.mu.Unlock()
 					return 0, so.opError("read", err)
+				case missed:
+					continue // an event came during the read: try again
 				}
 				sb.flags |= sbWantIO
 			}
 		}
-		d := so.dl.rd.Load()
-		if d.expired() {
-			sb.mu.Unlock()
-			return 0, so.opError("read", errTimeout)
-		}
-		sb.wait(d)
+		sb.wait(so.dl.rd.Load()) // again: it may have been made while the lock was released
 	}
 }
 
@@ -100,12 +115,18 @@ func copyOut(b []byte, m *mbuf.Mbuf) int {
 // is writing) the bytes are copied into the send sockbuf behind them, in clusters from the
 // packet zone, and Write blocks while the sockbuf is full. It returns when every byte is
 // in the kernel or in the sockbuf; Close still sends those. A pending error is
-// returned (once) before anything is written. A UDP socket sends b as one datagram
-// (an empty b sends an empty datagram).
+// returned (once) before anything is written; once the write deadline has passed Write
+// fails at once, as package net's does. A UDP socket sends b as one datagram
+// (an empty b sends an empty datagram). Writes by several goroutines are serialized
+// (sblock): the bytes of one Write are not mixed with another's. None holds the
+// sockbuf's lock across its system call or a long copy, so a Write never stalls the
+// worker.
 func (so *Socket) Write(b []byte) (int, error) {
 	if !so.ni.tcp() {
 		return so.writeDatagram(b, nil)
 	}
+	so.wrlock.Lock()
+	defer so.wrlock.Unlock()
 	sb := &so.snd
 	sb.mu.Lock()
 	n := 0
@@ -114,19 +135,30 @@ func (so *Socket) Write(b []byte) (int, error) {
 			sb.mu.Unlock()
 			return n, so.opError("write", err)
 		}
+		d := so.dl.wr.Load()
+		if d.expired() {
+			sb.mu.Unlock()
+			return n, so.opError("write", errTimeout)
+		}
 		if so.state.Load()&ssConnected != 0 {
 			if n == len(b) {
 				sb.mu.Unlock()
 				return n, nil
 			}
 			if sb.cc == 0 && sb.flags&sbBusy == 0 {
+				ev, ok := so.beginIO(sb)
+				if !ok {
+					sb.mu.Unlock()
+					return n, so.opError("write", net.ErrClosed)
+				}
 				k, err := sysSend(so.fd, b[n:], 0)
+				missed := so.endIO(sb, ev)
 				n += k
 				if n == len(b) {
 					sb.mu.Unlock()
 					return n, nil
 				}
-				if err == nil {
+				if err == nil || err == unix.EAGAIN && missed {
 					continue
 				}
 				if err != unix.EAGAIN {
@@ -139,7 +171,7 @@ func (so *Socket) Write(b []byte) (int, error) {
 				// sockbuf: one copy is cheaper than two.
 			} else if space := sb.space(); space > 0 && (space >= sb.lowat || len(b)-n <= space) {
 				// The worker is writing the sockbuf: queue behind it.
-				k, err := so.appendBytes(b[n:n+min(space, len(b)-n)], mbuf.DontWait)
+				k, err := so.queueBytes(b[n : n+min(space, len(b)-n)])
 				n += k
 				so.w.Add(&so.outTask)
 				if n == len(b) {
@@ -151,17 +183,11 @@ func (so *Socket) Write(b []byte) (int, error) {
 					if err := so.waitSendMemory(); err != nil {
 						return n, so.opError("write", err)
 					}
-					continue
 				}
 				continue
 			}
 		}
-		d := so.dl.wr.Load()
-		if d.expired() {
-			sb.mu.Unlock()
-			return n, so.opError("write", errTimeout)
-		}
-		sb.wait(d)
+		sb.wait(so.dl.wr.Load()) // again: it may have been made while the lock was released
 	}
 }
 
@@ -199,6 +225,17 @@ func (so *Socket) appendBytes(p []byte, how mbuf.How) (int, error) {
 		sb.mbcnt += k
 		n = k
 	}
+	m, k, err := chainOf(p[n:], how)
+	sb.appendStream(m)
+	return n + k, err
+}
+
+// chainOf copies p into a new chain of clusters (16 KiB jumbo clusters while more than a
+// 2 KiB cluster's worth is left), and returns it and the bytes copied, fewer than len(p)
+// only when a cluster cannot be had (the error).
+func chainOf(p []byte, how mbuf.How) (*mbuf.Mbuf, int, error) {
+	var head, tail *mbuf.Mbuf
+	n := 0
 	for n < len(p) {
 		size := mbuf.MCLBytes
 		if len(p)-n > mbuf.MCLBytes {
@@ -206,14 +243,19 @@ func (so *Socket) appendBytes(p []byte, how mbuf.How) (int, error) {
 		}
 		m, err := mbuf.GetJCL(how, mbuf.MTData, 0, size)
 		if err != nil {
-			return n, err
+			return head, n, err
 		}
 		k := copy(m.Tail(), p[n:])
 		m.Extend(k)
 		n += k
-		sb.appendStream(m)
+		if head == nil {
+			head = m
+		} else {
+			tail.Link(m)
+		}
+		tail = m
 	}
-	return n, nil
+	return head, n, nil
 }
 
 // waitSendMemory waits, without so.snd.mu, until a cluster can be had (or the write

@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -128,18 +129,10 @@ func Listen(network, address string) (*Listener, error) {
 
 // Listen announces on a local TCP address with lc's workers.
 func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
-	ni, err := parseNetwork(network)
-	if err == nil && !ni.tcp() {
-		err = net.UnknownNetworkError(network)
-	}
+	ni, ap, err := listenAddr(network, address, &tcpProto)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+		return nil, err
 	}
-	aps, err := resolve(bgctx, ni, address, true)
-	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-	}
-	ap := aps[0]
 	backlog := 1024
 	if lc != nil && lc.Backlog > 0 {
 		backlog = lc.Backlog
@@ -148,8 +141,7 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 	if lc != nil && lc.Worker != nil {
 		workers = []*netq.Worker{lc.Worker}
 	}
-	family := socketFamily(ni, ap)
-	ni.family = family
+	family := ni.family
 	l := &Listener{ni: ni, max: backlog}
 	if lc != nil {
 		l.onAccept, l.onAcceptError = lc.OnAccept, lc.OnAcceptError
@@ -231,6 +223,25 @@ func (lc *ListenConfig) Listen(network, address string) (*Listener, error) {
 	return l, nil
 }
 
+// listenAddr is the start of Listen and ListenPacket: the network, which must be one of
+// protocol pr's, and the local address to bind, resolved, with the socket family it
+// takes (ni.family). Errors come as Listen returns them.
+func listenAddr(network, address string, pr *protosw) (netinfo, netip.AddrPort, error) {
+	ni, err := parseNetwork(network)
+	if err == nil && ni.proto() != pr {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return ni, netip.AddrPort{}, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	aps, err := resolve(bgctx, ni, address, true)
+	if err != nil {
+		return ni, netip.AddrPort{}, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	ni.family = socketFamily(ni, aps[0])
+	return ni, aps[0], nil
+}
+
 // setBuffers sets SO_RCVBUF and SO_SNDBUF of fd to the sizes that are not 0.
 func setBuffers(fd, rcv, snd int) error {
 	if rcv < 0 || snd < 0 {
@@ -284,12 +295,12 @@ func (ls *lsock) accept() {
 			return
 		}
 		l.mu.Unlock()
-		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := sysAccept(ls.fd)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
 				return
-			case unix.EINTR, unix.ECONNABORTED:
+			case unix.ECONNABORTED: // reset while queued: take the next
 				continue
 			}
 			l.mu.Lock()
@@ -343,19 +354,20 @@ func (ls *lsock) newConn(fd int, sa unix.Sockaddr) (*Socket, error) {
 // acceptTo is accept for a Listener with OnAccept: on the listening socket's worker, it
 // accepts up to acceptBatch connections and hands each to OnAccept there. A failure
 // other than EAGAIN is reported to OnAcceptError and retried after a back-off, on the
-// worker's timer; the back-off resets once a connection is accepted.
+// worker's timer; the back-off resets once a connection is accepted. Its loop is
+// accept's: the two part only at what becomes of a connection and of a failure.
 func (ls *lsock) acceptTo() {
 	l := ls.l
 	for range acceptBatch {
 		if l.isClosed() {
 			return
 		}
-		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := sysAccept(ls.fd)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
 				return
-			case unix.EINTR, unix.ECONNABORTED:
+			case unix.ECONNABORTED: // reset while queued: take the next
 				continue
 			}
 			ls.retryDelay = min(max(2*ls.retryDelay, 5*time.Millisecond), time.Second)

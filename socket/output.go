@@ -4,12 +4,11 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/softnet-go/softnet/mbuf"
 	"github.com/softnet-go/softnet/netq"
 	"golang.org/x/sys/unix"
 )
 
-// maxIov bounds the iovecs of one writev.
+// maxIov bounds the iovecs of one sendmsg (an iovec).
 const maxIov = 256
 
 // writable runs on the worker when the kernel socket becomes writable (EPOLLOUT), has
@@ -26,16 +25,12 @@ func (so *Socket) writable(ev uint32) {
 				e = syscall.ECONNREFUSED // hung up with no error recorded
 			}
 		}
-		for {
-			s := so.state.Load()
-			n := s &^ ssConnecting
-			if e == 0 {
-				n |= ssConnected
-			}
-			if so.state.CompareAndSwap(s, n) {
-				break
-			}
+		// ssConnected goes on before ssConnecting goes off, so that no reader finds
+		// the socket neither connected nor connecting (ENOTCONN).
+		if e == 0 {
+			so.state.Or(ssConnected)
 		}
+		so.state.And(^uint32(ssConnecting))
 		if e != 0 {
 			so.soerr.CompareAndSwap(0, int32(e))
 			so.rcv.mu.Lock()
@@ -75,12 +70,13 @@ func (so *Socket) connected(err error) {
 	fn(err)
 }
 
-// output is the socket's output routine (tcp_output's part of sosend): it runs on the
-// worker and writes the send sockbuf to the kernel socket with one writev (UDP: sendmmsg)
-// of at most netq.Budget bytes, drops what the kernel took (sbdrop), and calls sowwakeup.
-// When the kernel is full it waits for EPOLLOUT; with more to write it yields by queueing
-// its task. A deferred CloseWrite (shutdown) and the destruction of a closed socket happen
-// here once the buffer is empty.
+// output is the socket's output routine (the protocol's output behind sosend): it runs
+// on the worker once the socket is connected and hands over to the protocol's
+// (protosw.output), which writes the send sockbuf to the kernel socket, drops what the
+// kernel took (sbdrop), and calls sowwakeup. When the kernel is full it waits for
+// EPOLLOUT; with more to write it yields by queueing its task. A deferred CloseWrite
+// (shutdown) and the destruction of a closed socket happen there once the buffer is
+// empty (outputDone).
 func (so *Socket) output() {
 	st := so.state.Load()
 	if st&ssDestroyed != 0 {
@@ -89,10 +85,12 @@ func (so *Socket) output() {
 	if st&ssConnected == 0 {
 		return // connecting: writable() calls us when it is done
 	}
-	if !so.ni.tcp() {
-		so.udpOutput()
-		return
-	}
+	so.proto().output(so)
+}
+
+// tcpOutput is TCP's output routine (tcp_output's part of sosend): one sendmsg of the
+// send sockbuf's head, at most netq.Budget bytes in at most maxIov windows.
+func (so *Socket) tcpOutput() {
 	sb := &so.snd
 	sb.mu.Lock()
 	if sb.flags&sbBusy != 0 {
@@ -109,19 +107,12 @@ func (so *Socket) output() {
 		so.outputDone()
 		return
 	}
-	bufs := so.iovec()
-	n := 0
-	for m := sb.mb; m != nil && len(bufs) < maxIov && n < netq.Budget; m = m.Next() {
-		if d := m.Data(); len(d) > 0 {
-			bufs = append(bufs, d)
-			n += len(d)
-		}
-	}
+	var v iovec // the windows stay put: sbBusy keeps the chain's head ours
+	v.load(sb.mb, netq.Budget)
 	sb.flags |= sbBusy
 	sb.mu.Unlock()
 
-	n, err := sysWritev(so.fd, bufs)
-	clear(bufs)
+	n, err := v.sendmsg(so.fd)
 
 	sb.mu.Lock()
 	sb.flags &^= sbBusy
@@ -139,7 +130,7 @@ func (so *Socket) output() {
 	}
 	if n > 0 || err != nil && err != unix.EAGAIN {
 		// Room was made, or the socket failed: writers and a splice into it see it.
-		// A writev that took nothing changed nothing, and waking a splice for it would
+		// A sendmsg that took nothing changed nothing, and waking a splice for it would
 		// have the splice kick output again at once: a busy loop while the peer
 		// stalls. EPOLLOUT brings output back when the kernel has room.
 		so.sowwakeup()
@@ -177,14 +168,4 @@ func (so *Socket) outputDone() {
 	if doomed {
 		so.destroy()
 	}
-}
-
-// appendBuffers appends the data windows of chain m to bufs.
-func appendBuffers(bufs [][]byte, m *mbuf.Mbuf) [][]byte {
-	for ; m != nil; m = m.Next() {
-		if d := m.Data(); len(d) > 0 {
-			bufs = append(bufs, d)
-		}
-	}
-	return bufs
 }

@@ -3,8 +3,6 @@ package socket
 import (
 	"bytes"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/softnet-go/softnet/mbuf"
@@ -14,15 +12,7 @@ func TestSendFile(t *testing.T) {
 	clean(t)
 	c, s := pair(t, "tcp", "127.0.0.1:0")
 	data := randBytes(42, 5<<20)
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t, data)
 	hdr, _ := mbuf.GetHdr(mbuf.DontWait, mbuf.MTData)
 	hdr.Append([]byte("HTTP/1.1 200 OK\r\n\r\n"), mbuf.DontWait)
 	hlen := hdr.Length()

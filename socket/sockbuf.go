@@ -10,7 +10,7 @@ import (
 const (
 	sbCantMore    = 1 << iota // SBS_CANTRCVMORE on rcv, SBS_CANTSENDMORE on snd
 	sbSplice                  // SB_SPLICE: a running splice drains rcv / fills snd
-	sbBusy                    // the worker is in a read (rcv) or write (snd) system call for it
+	sbBusy                    // the worker or an application call is in a read (rcv) or write (snd) system call
 	sbStalled                 // rcv: input stopped because the buffer was full
 	sbClosed                  // the socket was closed: waiters return net.ErrClosed
 	sbShutPending             // snd: CloseWrite is waiting for the buffer to drain
@@ -80,7 +80,7 @@ func (sb *sockbuf) appendStream(m *mbuf.Mbuf) {
 	if sb.tail == nil {
 		sb.mb, sb.last = m, m
 	} else {
-		sb.tail.SetNext(m)
+		sb.tail.Link(m)
 	}
 	for ; m != nil; m = m.Next() {
 		sb.account(m, 1)
@@ -96,7 +96,7 @@ func (sb *sockbuf) appendRecord(m *mbuf.Mbuf) {
 	if sb.last == nil {
 		sb.mb = m
 	} else {
-		sb.last.SetNextPkt(m)
+		sb.last.LinkPkt(m)
 	}
 	sb.last = m
 	for ; m != nil; m = m.Next() {
@@ -128,7 +128,7 @@ func (sb *sockbuf) unlinkHead() *mbuf.Mbuf {
 	m := sb.mb
 	sb.account(m, -1)
 	sb.mb = m.Next()
-	m.SetNext(nil)
+	m.Unlink()
 	if sb.mb == nil {
 		sb.last, sb.tail = nil, nil
 	} else {
@@ -148,15 +148,27 @@ func (sb *sockbuf) trim() {
 }
 
 // takeStream unlinks and returns up to n bytes from the head of a stream buffer as a
-// chain (all of it if n >= cc), splitting the mbuf that straddles n. It returns nil if
-// it would have to split and cannot allocate.
+// chain (all of it if n >= cc), splitting the mbuf that straddles n. A split that finds
+// no memory ends the chain before that mbuf: nil if it was the first.
 func (sb *sockbuf) takeStream(n int) *mbuf.Mbuf {
+	m, _ := sb.take(n, true)
+	return m
+}
+
+// take unlinks up to n bytes from the head of a stream buffer as a chain and returns it
+// with its length: whole mbufs, and the mbuf that straddles n split (m_split) if split is
+// set, else left for later. A split that finds no memory ends the chain there too.
+func (sb *sockbuf) take(n int, split bool) (*mbuf.Mbuf, int) {
 	var head, tail *mbuf.Mbuf
-	for n > 0 && sb.mb != nil {
+	k := 0
+	for k < n && sb.mb != nil {
 		m := sb.mb
-		if m.Len() > n {
+		if m.Len() > n-k {
+			if !split {
+				break
+			}
 			sb.account(m, -1)
-			rest, err := m.Split(n, mbuf.DontWait)
+			rest, err := m.Split(n-k, mbuf.DontWait)
 			if err != nil {
 				sb.account(m, 1)
 				break
@@ -167,19 +179,19 @@ func (sb *sockbuf) takeStream(n int) *mbuf.Mbuf {
 			}
 			sb.last = rest
 			sb.account(rest, 1)
-			m.SetNext(nil)
+			m.Unlink()
 		} else {
 			sb.unlinkHead()
 		}
-		n -= m.Len()
+		k += m.Len()
 		if head == nil {
 			head = m
 		} else {
-			tail.SetNext(m)
+			tail.Link(m)
 		}
 		tail = m
 	}
-	return head
+	return head, k
 }
 
 // takeRecord unlinks and returns the first record of a datagram buffer: sbdroprecord
@@ -190,7 +202,7 @@ func (sb *sockbuf) takeRecord() *mbuf.Mbuf {
 		return nil
 	}
 	sb.mb = m.NextPkt()
-	m.SetNextPkt(nil)
+	m.UnlinkPkt()
 	if sb.mb == nil {
 		sb.last, sb.tail = nil, nil
 	}
@@ -204,7 +216,7 @@ func (sb *sockbuf) takeRecord() *mbuf.Mbuf {
 func (sb *sockbuf) flush() {
 	for m := sb.mb; m != nil; {
 		next := m.NextPkt()
-		m.SetNextPkt(nil)
+		m.UnlinkPkt()
 		m.FreeM()
 		m = next
 	}
@@ -223,16 +235,26 @@ func (sb *sockbuf) wakeup() {
 // wait is sbwait(): it releases sb.mu, waits for a wakeup or for dl to pass, and takes
 // sb.mu again. The caller re-checks its condition and the deadline.
 func (sb *sockbuf) wait(dl *deadline) {
+	sb.waitUntil(dl.channel())
+}
+
+// waitUntil is sbwait until a wakeup or until done is closed (a context's, a
+// deadline's; nil: never): it releases sb.mu, waits, and takes sb.mu again. It reports
+// whether a wakeup came rather than done.
+func (sb *sockbuf) waitUntil(done <-chan struct{}) bool {
 	if sb.waitc == nil {
 		sb.waitc = make(chan struct{})
 	}
 	c := sb.waitc
 	sb.waiters++
 	sb.mu.Unlock()
+	woken := true
 	select {
 	case <-c:
-	case <-dl.channel():
+	case <-done:
+		woken = false
 	}
 	sb.mu.Lock()
 	sb.waiters--
+	return woken
 }

@@ -59,9 +59,25 @@ type Socket struct {
 	sp atomic.Pointer[sosplice] // the splice record, made on the first Splice
 	x  atomic.Pointer[sockExtra]
 
+	// rdlock and wrlock are sblock() for each direction: they serialize the application
+	// calls that read (Read, RawConn.Read) or write (Write, SendFile, RawConn.Write), so
+	// that one of them at a time may make a system call outside the sockbuf's mu with
+	// sbBusy set (appio.go). The worker never takes them.
+	rdlock, wrlock sync.Mutex
+	// events counts the epoll events delivered to the socket: an application call that
+	// made a system call outside the sockbuf lock compares it before and after, to learn
+	// that the worker skipped an event while the sockbuf was busy (appio.go).
+	events atomic.Uint32
+	// fdrefs counts the application system calls in progress on fd outside the sockbuf
+	// locks, plus fdClosing once destroy wants the fd closed: the last of them closes it.
+	fdrefs atomic.Int32
+	// laddr caches the local address once the kernel has assigned its port.
+	laddr atomic.Pointer[netip.AddrPort]
+
 	// raddr is the peer's address when it was known at creation (accept4 returns it,
-	// connect is given it), so that RemoteAddr costs no getpeername; set before the
-	// socket is registered and never changed.
+	// connect is given it, FromConn asks getpeername), so that RemoteAddr and a
+	// connected UDP socket's senders cost no getpeername; set before the socket is
+	// registered and never changed.
 	raddr netip.AddrPort
 	// onConnect is ConnectFunc's callback: taken and called once, on the worker, by
 	// writable when the connect completes or fails. Only the worker touches it after
@@ -130,6 +146,9 @@ func (so *Socket) ready(ev uint32) {
 			so.setError(e)
 		}
 	}
+	// Counted after SO_ERROR is taken: an application call that sees the event and
+	// tries again sees the error too, not the EOF that read(2) gives once it is taken.
+	so.events.Add(1)
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		so.writable(ev)
 	}
@@ -166,7 +185,7 @@ func (so *Socket) takeError() syscall.Errno {
 }
 
 // opError wraps an error as package net does, so that errors.Is(err, syscall.ECONNRESET)
-// and net.Error's Timeout work.
+// and net.Error's Timeout work. Its addresses are the cached ones: no system call.
 func (so *Socket) opError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -174,39 +193,27 @@ func (so *Socket) opError(op string, err error) error {
 	if e, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(op, e)
 	}
-	return &net.OpError{Op: op, Net: so.ni.name, Source: so.LocalAddr(), Addr: so.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: so.ni.name, Source: so.localAddr(), Addr: so.RemoteAddr(), Err: err}
 }
 
-// LocalAddr returns the local address (getsockname), or nil once closed.
+// LocalAddr returns the local address (getsockname, asked once the port is known and
+// then cached), or nil once closed.
 func (so *Socket) LocalAddr() net.Addr {
 	if so.state.Load()&ssDestroyed != 0 {
 		return nil
 	}
-	sa, err := unix.Getsockname(so.fd)
-	if err != nil {
-		return nil
-	}
-	return netAddr(so.ni.tcp(), sa)
+	return so.localAddr()
 }
 
-// RemoteAddr returns the peer's address, or nil if there is none. For an accepted or
-// dialled socket it is the address accept or connect had, with no system call; for
-// others it asks the kernel (getpeername).
+// RemoteAddr returns the peer's address, or nil if there is none. For an accepted,
+// dialled or taken-over connected socket it is the address accept, connect or
+// getpeername had when the socket was made, with no system call.
 func (so *Socket) RemoteAddr() net.Addr {
-	if so.raddr.IsValid() {
-		if so.ni.tcp() {
-			return net.TCPAddrFromAddrPort(so.raddr)
-		}
-		return net.UDPAddrFromAddrPort(so.raddr)
-	}
-	if so.state.Load()&ssDestroyed != 0 {
+	ap := so.peer()
+	if !ap.IsValid() {
 		return nil
 	}
-	sa, err := unix.Getpeername(so.fd)
-	if err != nil {
-		return nil
-	}
-	return netAddr(so.ni.tcp(), sa)
+	return so.proto().netAddr(ap)
 }
 
 // SetDeadline sets the read and write deadlines, as net.Conn says.
@@ -336,7 +343,8 @@ func (so *Socket) CloseRead() error {
 // already in the send sockbuf is still written, as the kernel sends what a closed socket
 // had queued; the fd closes when that is done (or fails). Called from a goroutine that is
 // not a netq worker, Close returns after the worker has done this, so that the fd is
-// closed when it returns unless sent data is pending.
+// closed when it returns unless sent data is pending (or a Read or Write of another
+// goroutine is in a system call on it at that moment: the fd closes when that returns).
 func (so *Socket) Close() error {
 	for {
 		s := so.state.Load()
@@ -433,7 +441,7 @@ func (so *Socket) destroy() {
 	so.snd.mu.Lock()
 	so.snd.flush()
 	so.snd.mu.Unlock()
-	unix.Close(so.fd)
+	so.closeFd()
 }
 
 // ctx returns a context cancelled by Close, for waits on memory.

@@ -8,127 +8,165 @@ import (
 
 // somove is somove(): one pass of the user-space path, on the source's worker, with
 // so.rcv.mu and dst.snd.mu held. It moves the smallest of the data pending in the
-// source, the maximum left and the room in the drain's send sockbuf, as whole mbufs
-// without copying; it splits an mbuf only at the maximum or when the drain's send sockbuf
-// is empty, needs at least the drain's low-water mark of room for a partial move, and
-// moves UDP datagrams whole (looping over the queued records). It reports whether the
-// splice is over; the reason, if any, is left in the source's so_error.
+// source, the maximum left and the room in the drain's send sockbuf (moveLen): a stream
+// as whole mbufs without copying (somoveStream), datagrams whole, one record after
+// another (somoveDgram, PR_ATOMIC). The pass ends as every pass does (sorelease): it
+// reports whether the splice is over, and the reason, if any, is left in the source's
+// so_error.
 func (so *Socket) somove(sp *sosplice, dst *Socket) moveResult {
 	var r moveResult
-	rcv, snd := &so.rcv, &dst.snd
-	tcp := so.ni.tcp()
-	maxreached := false
+	var maxreached bool
 	var err syscall.Errno
-	for {
-		stay, e := spliceChecks(so, dst)
-		if e != 0 || stay {
-			err = e
-			break
-		}
-		n := rcv.cc
-		maxreached = false
-		if sp.max > 0 && sp.len.Load()+int64(n) >= sp.max {
-			n = int(sp.max - sp.len.Load())
-			maxreached = true
-		}
-		space := snd.space()
-		if space <= 0 {
-			maxreached = false
-			break
-		}
-		if space < n {
-			maxreached = false
-			if space < snd.lowat {
-				break
-			}
-			n = space
-		}
-		if rcv.mb == nil {
-			break
-		}
-		if !tcp {
-			rec := rcv.mb
-			data := rec
-			if data.Type() == mbuf.MTSoname {
-				data = data.Next()
-			}
-			size := data.Length()
-			if size > snd.hiwat {
-				err = syscall.EMSGSIZE
-				break
-			}
-			if n < size {
-				break // no room now, or the maximum falls inside it: it stays
-			}
-			if size < n {
-				maxreached = false
-			}
-			rec = rcv.takeRecord()
-			if rec.Type() == mbuf.MTSoname {
-				rec = rec.Free() // the drain's peer is the destination
-			}
-			if rec.Flags()&mbuf.MPktHdr != 0 {
-				rec.PktHdr().Len = size
-			}
-			snd.appendRecord(rec)
-			sp.len.Add(int64(size))
-			r.moved = true
-			if !maxreached && rcv.mb != nil {
-				continue // the next datagram
-			}
-			break
-		}
-		// TCP: whole mbufs; split one only at the maximum or into an empty drain.
-		split := maxreached || snd.cc == 0
-		var head, tail *mbuf.Mbuf
-		k := 0
-		for k < n && rcv.mb != nil {
-			m := rcv.mb
-			if m.Len() > n-k {
-				if !split {
-					break
-				}
-				part := rcv.takeStream(n - k)
-				if part == nil { // no mbuf for the split: wait for memory, no short splice
-					sp.waitMemory()
-					maxreached = false
-					break
-				}
-				m = part
-			} else {
-				rcv.unlinkHead()
-			}
-			k += m.Len()
-			if head == nil {
-				head = m
-			} else {
-				tail.SetNext(m)
-			}
-			tail = m
-		}
-		if k > 0 {
-			snd.appendStream(head)
-			sp.len.Add(int64(k))
-			r.moved = true
-		}
-		break
+	if so.proto().flags&prAtomic != 0 {
+		r.moved, maxreached, err = so.somoveDgram(sp, dst)
+	} else {
+		r.moved, maxreached, err = so.somoveStream(sp, dst)
 	}
-	// release:
-	if err == 0 && maxreached && sp.len.Load() == sp.max {
+	r.end = so.sorelease(sp, dst, maxreached, err)
+	return r
+}
+
+// somoveStream is somove for a stream (TCP): it moves what moveLen allows as whole mbufs,
+// splitting one only at the maximum or into an empty drain, so that a drain holding data
+// waits for room rather than taking a sliver of an mbuf. It returns whether it moved
+// anything, whether it stopped at the maximum, and an error that ends the splice.
+func (so *Socket) somoveStream(sp *sosplice, dst *Socket) (moved, maxreached bool, err syscall.Errno) {
+	rcv, snd := &so.rcv, &dst.snd
+	if stay, e := spliceChecks(so, dst); stay {
+		return false, false, e
+	}
+	n, maxreached, ok := moveLen(rcv.cc, sp.len.Load(), sp.max, snd.space(), snd.lowat)
+	if !ok || rcv.mb == nil {
+		return false, maxreached, 0
+	}
+	split := maxreached || snd.cc == 0
+	m, k := rcv.take(n, split)
+	if split && k < n { // no mbuf for the split: wait for memory, no short splice
+		sp.waitMemory()
+		maxreached = false
+	}
+	if m != nil {
+		snd.appendStream(m)
+	}
+	if k > 0 {
+		sp.len.Add(int64(k))
+	}
+	return k > 0, maxreached, 0
+}
+
+// somoveDgram is somove for datagrams (UDP): it moves whole records, one after another,
+// while each fits in what moveLen allows. A datagram larger than the drain's send
+// sockbuf ends the splice with EMSGSIZE; one that does not fit now, or that the maximum
+// falls inside, stays. The sender's address (MT_SONAME) is dropped: the drain's peer is
+// the destination. It returns as somoveStream does.
+func (so *Socket) somoveDgram(sp *sosplice, dst *Socket) (moved, maxreached bool, err syscall.Errno) {
+	rcv, snd := &so.rcv, &dst.snd
+	for {
+		if stay, e := spliceChecks(so, dst); stay {
+			return moved, false, e
+		}
+		n, atMax, ok := moveLen(rcv.cc, sp.len.Load(), sp.max, snd.space(), snd.lowat)
+		if !ok || rcv.mb == nil {
+			return moved, atMax, 0
+		}
+		data := rcv.mb
+		if data.Type() == mbuf.MTSoname {
+			data = data.Next()
+		}
+		size := data.Length()
+		if size > snd.hiwat {
+			return moved, atMax, syscall.EMSGSIZE
+		}
+		if n < size {
+			return moved, atMax, 0 // no room now, or the maximum falls inside it: it stays
+		}
+		if size < n {
+			atMax = false // this one does not reach the maximum
+		}
+		rec := rcv.takeRecord()
+		if rec.Type() == mbuf.MTSoname {
+			rec = rec.Free()
+		}
+		if rec.Flags()&mbuf.MPktHdr != 0 {
+			rec.PktHdr().Len = size
+		}
+		snd.appendRecord(rec)
+		sp.len.Add(int64(size))
+		moved = true
+		if atMax || rcv.mb == nil {
+			return moved, atMax, 0
+		}
+	}
+}
+
+// moveLen is somove's "how many bytes can be moved now": the cc bytes the source holds,
+// cut to what sp_max leaves after the moved bytes (maxreached: the cut applies; max 0 is
+// no maximum) and to the space in the drain's send sockbuf (which clears maxreached). It
+// returns ok false, and maxreached false, when the drain has no room, or has less than
+// its low-water mark lowat and less than would move: the splice waits for sowwakeup.
+func moveLen(cc int, moved, max int64, space, lowat int) (n int, maxreached, ok bool) {
+	n = cc
+	if max > 0 && moved+int64(n) >= max {
+		n, maxreached = int(max-moved), true
+	}
+	if space <= 0 {
+		return 0, false, false
+	}
+	if space < n {
+		if space < lowat {
+			return 0, false, false
+		}
+		n, maxreached = space, false
+	}
+	return n, maxreached, true
+}
+
+// sorelease is how every pass of somove and somoveKernel ends (OpenBSD's release label):
+// the pass's error, or EFBIG when it stopped at exactly sp_max bytes, goes into the
+// source's so_error, and it returns whether the splice is over (spliceEnd). so.rcv.mu
+// and dst.snd.mu are held.
+func (so *Socket) sorelease(sp *sosplice, dst *Socket, maxreached bool, err syscall.Errno) bool {
+	e, end := spliceEnd(passEnd{
+		err:        err,
+		maxreached: maxreached,
+		exact:      sp.len.Load() == sp.max,
+		rcvDone:    so.rcv.flags&sbCantMore != 0 && so.rcv.mb == nil && sp.pipe == nil,
+		sndDone:    dst.snd.flags&sbCantMore != 0,
+		pending:    so.soerr.Load() != 0,
+	})
+	if e != 0 {
+		so.soerr.Store(int32(e))
+	}
+	return end
+}
+
+// A passEnd is what a pass of the splice found, for the decision it ends with.
+type passEnd struct {
+	err        syscall.Errno // the pass failed: EPIPE, EMSGSIZE, the drain's error...
+	maxreached bool          // the pass stopped at sp_max
+	exact      bool          // ssp_len == ssp_max: exactly the maximum has moved
+	rcvDone    bool          // the source can receive no more and has nothing left to move
+	sndDone    bool          // the drain can send no more
+	pending    bool          // an error is pending on the source (so_error)
+}
+
+// spliceEnd is the end of a pass of the splice: the error to leave in the source's
+// so_error (EFBIG when the pass stopped at the maximum and the maximum has moved
+// exactly; 0 for none) and whether the splice is over: at EOF with nothing left to move,
+// when the drain can send no more, at the maximum, or on an error, new or pending.
+func spliceEnd(p passEnd) (syscall.Errno, bool) {
+	err := p.err
+	if err == 0 && p.maxreached && p.exact {
 		err = syscall.EFBIG
 	}
-	if err != 0 {
-		so.soerr.Store(int32(err))
-	}
-	r.end = rcv.flags&sbCantMore != 0 && rcv.mb == nil ||
-		snd.flags&sbCantMore != 0 || maxreached || err != 0 || so.soerr.Load() != 0
-	return r
+	return err, p.rcvDone || p.sndDone || p.maxreached || err != 0 || p.pending
 }
 
 // spliceChecks is step 1 of somove: an error on the source ends the splice (the error
 // stays there); a drain that cannot send gives EPIPE; the drain's error is copied, unless
 // it is ETIMEDOUT, EFBIG or ELOOP (the end of the drain's own splice in the other
-// direction); a drain still connecting makes the splice wait.
+// direction); a drain still connecting makes the splice wait. It reports whether the
+// pass stops here (stay), and the error that ends the splice, if any.
 func spliceChecks(so, dst *Socket) (stay bool, err syscall.Errno) {
 	if so.soerr.Load() != 0 {
 		return true, 0

@@ -159,7 +159,8 @@ func (sp *sosplice) queue() {
 // ETIMEDOUT, EPIPE, EMSGSIZE, or the source's or drain's error. A socket may be spliced
 // to itself (an echo); the two directions of a relay are two splices.
 func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
-	if opt.Mode == SpliceKernel && !src.ni.tcp() {
+	pr := src.proto()
+	if opt.Mode == SpliceKernel && pr.flags&prKernelSplice == 0 {
 		return syscall.EPROTONOSUPPORT
 	}
 	if opt.Mode < SpliceAuto || opt.Mode > SpliceKernel {
@@ -174,14 +175,14 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 	if src.state.Load()&ssClosed != 0 || dst.state.Load()&ssClosed != 0 {
 		return syscall.EBADF
 	}
-	if src.ni.tcp() != dst.ni.tcp() || opt.Mode == SpliceKernel && !dst.ni.tcp() {
+	if dst.proto() != pr { // and so a kernel splice has a drain that can take one
 		return syscall.EPROTONOSUPPORT
 	}
 	ss, ds := src.state.Load(), dst.state.Load()
 	if ss&ssListening != 0 || ds&ssListening != 0 {
 		return syscall.EOPNOTSUPP
 	}
-	if src.ni.tcp() && ss&(ssConnected|ssConnecting) == 0 {
+	if pr.flags&prConnRequired != 0 && ss&(ssConnected|ssConnecting) == 0 {
 		return syscall.ENOTCONN
 	}
 	if ds&(ssConnected|ssConnecting) == 0 {
@@ -207,7 +208,7 @@ func (src *Socket) Splice(dst *Socket, opt SpliceOptions) error {
 	sp.max = opt.Max
 	sp.idle = opt.Idle
 	sp.kernel = opt.Mode == SpliceKernel
-	sp.auto = opt.Mode == SpliceAuto && src.ni.tcp()
+	sp.auto = opt.Mode == SpliceAuto && pr.flags&prKernelSplice != 0
 	sp.large, sp.small = 0, 0
 	sp.lastTurn.Store(0)
 	sp.grown = bufGrowth{budget: opt.Budget}
@@ -278,22 +279,10 @@ func (src *Socket) WaitSplice(ctx context.Context) error {
 			}
 			return nil
 		}
-		if sb.waitc == nil {
-			sb.waitc = make(chan struct{})
-		}
-		c := sb.waitc
-		sb.waiters++
-		sb.mu.Unlock()
-		select {
-		case <-c:
-		case <-ctx.Done():
-			sb.mu.Lock()
-			sb.waiters--
+		if !sb.waitUntil(ctx.Done()) {
 			sb.mu.Unlock()
 			return ctx.Err()
 		}
-		sb.mu.Lock()
-		sb.waiters--
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/softnet-go/softnet/internal/eintr"
 	"github.com/softnet-go/softnet/mbuf"
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +29,7 @@ var (
 )
 
 // somoveKernel is somove() over splice(2): the same checks, maximum, idle timer and
-// endings as the user path, but the bytes go from the source socket into a pipe and from
+// ending (sorelease) as the user path, but the bytes go from the source socket into a pipe and from
 // the pipe into the drain inside the kernel. Data already in the source's receive sockbuf
 // moves first, by the user path; bytes go into the drain only when its send sockbuf is
 // empty, so they stay in order behind what was queued there. The pipe comes from the
@@ -60,11 +61,10 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	}
 	var err syscall.Errno
 	maxreached := false
-	moved, read := 0, 0
-	drained := false // a splice from the source brought less than asked, or EAGAIN
+	moved, read := 0, 0 // bytes into the drain, and out of the source
+	drained := false    // a splice from the source brought less than asked, or EAGAIN
 	for {
-		stay, e := spliceChecks(so, dst)
-		if e != 0 || stay {
+		if stay, e := spliceChecks(so, dst); stay {
 			err = e
 			break
 		}
@@ -113,18 +113,7 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 			}
 			sp.pipe = p
 		}
-		// The drain's kernel send buffer is the flow-control point. Left to Linux's
-		// autotuning it grows to megabytes, and the pipe fills to pipeSize: a turn
-		// moves up to 1 MiB in two splices, as Go's io.Copy does. A drain sized with
-		// SetWriteBuffer (spliced --sockbuf) keeps the pipe to four times its
-		// high-water mark, so the bytes a flow holds in the kernel stay bounded.
-		want := pipeSize - sp.pipe.n
-		if snd.flags&sbSized != 0 {
-			want = min(pipeSize, 4*snd.hiwat) - sp.pipe.n
-		}
-		if sp.max > 0 {
-			want = min(want, int(sp.max-sp.len.Load())-sp.pipe.n)
-		}
+		want := pipeWant(sp.pipe.n, snd.flags&sbSized != 0, snd.hiwat, sp.max, sp.len.Load())
 		if want <= 0 {
 			continue
 		}
@@ -150,14 +139,7 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 		putPipe(sp.pipe)
 		sp.pipe = nil
 	}
-	if err == 0 && maxreached && sp.len.Load() == sp.max {
-		err = syscall.EFBIG
-	}
-	if err != 0 {
-		so.soerr.Store(int32(err))
-	}
-	r.end = rcv.flags&sbCantMore != 0 && rcv.mb == nil && sp.pipe == nil ||
-		snd.flags&sbCantMore != 0 || maxreached || err != 0 || so.soerr.Load() != 0
+	r.end = so.sorelease(sp, dst, maxreached, err)
 	r.read = read
 	if !r.end {
 		so.kernelTurn(sp, dst, read, drained)
@@ -165,21 +147,37 @@ func (so *Socket) somoveKernel(sp *sosplice, dst *Socket) moveResult {
 	return r
 }
 
-// sysSplice is splice(2) of up to n bytes, non-blocking, retrying EINTR.
+// pipeWant is how many bytes a splice from the source into the pipe may ask for, with
+// inPipe bytes in the pipe already. The drain's kernel send buffer is the flow-control
+// point. Left to Linux's autotuning it grows to megabytes, and the pipe fills to
+// pipeSize: a turn moves up to 1 MiB in two splices, as Go's io.Copy does. A drain sized
+// with SetWriteBuffer (sized; spliced --sockbuf) keeps the pipe to four times its
+// high-water mark hiwat, so the bytes a flow holds in the kernel stay bounded. With a
+// maximum (max > 0; moved so far), the pipe never holds more than is left to move. A
+// result of 0 or less asks for nothing.
+func pipeWant(inPipe int, sized bool, hiwat int, max, moved int64) int {
+	want := pipeSize - inPipe
+	if sized {
+		want = min(pipeSize, 4*hiwat) - inPipe
+	}
+	if max > 0 {
+		want = min(want, int(max-moved)-inPipe)
+	}
+	return want
+}
+
+// sysSplice is splice(2) of up to n bytes, non-blocking, EINTR retried.
 func sysSplice(from, to int, n int) (int, syscall.Errno) {
-	for {
+	k, err := eintr.Retry(func() (int64, error) {
 		if countSplices {
 			spliceCalls.Add(1)
 		}
-		k, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, errnoOf(err)
-		}
-		return int(k), 0
+		return unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	})
+	if err != nil {
+		return 0, errnoOf(err)
 	}
+	return int(k), 0
 }
 
 // pipeBack puts the bytes left in the splice's pipe into the source's receive sockbuf

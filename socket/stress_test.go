@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/softnet-go/softnet/internal/stress"
 	"github.com/softnet-go/softnet/mbuf"
-	"github.com/softnet-go/softnet/uma"
 )
 
 // setInputFragment turns the input-fragmenting hook on for the rest of t.
 func setInputFragment(t testing.TB, length int) {
 	t.Helper()
-	if err := SetInputFragment(length); err != nil {
+	if err := stress.SetInputFragment(length); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { SetInputFragment(0) })
+	t.Cleanup(func() { stress.SetInputFragment(0) })
 }
 
 // TestInputFragment checks the MBUF_STRESS_TEST hook: with it on, every mbuf a reader
@@ -25,15 +25,15 @@ func setInputFragment(t testing.TB, length int) {
 // modes), the bytes arrive byte-exact, and nothing is left in use; with it off the same
 // write arrives in large mbufs.
 func TestInputFragment(t *testing.T) {
-	if err := SetInputFragment(-3); err == nil {
-		t.Fatal("SetInputFragment(-3) succeeded")
+	if err := stress.SetInputFragment(-3); err == nil {
+		t.Fatal("stress.SetInputFragment(-3) succeeded")
 	}
 	for _, length := range []int{0, 1, 7, mbuf.FragRandomOnce, mbuf.FragRandomEach} {
 		t.Run(fmt.Sprint(length), func(t *testing.T) {
 			clean(t)
 			setInputFragment(t, length)
-			if got := InputFragment(); got != length {
-				t.Fatalf("InputFragment() = %d, want %d", got, length)
+			if got := stress.InputFragment(); got != length {
+				t.Fatalf("stress.InputFragment() = %d, want %d", got, length)
 			}
 			done0, failed0 := fragStats.done.Load(), fragStats.failed.Load()
 			c, s := pair(t, "tcp", "127.0.0.1:0")
@@ -140,10 +140,10 @@ func TestUDPInputMemoryWaitNoLeak(t *testing.T) {
 	}
 	defer c.Close()
 	waits0 := memWaits.Load()
-	if err := uma.SetFailureRate(0.5); err != nil {
+	if err := stress.SetFailureRate(0.5); err != nil {
 		t.Fatal(err)
 	}
-	defer uma.SetFailureRate(0)
+	defer stress.SetFailureRate(0)
 	// Bursts written while no reader waits, so that input (not a reader) reads them.
 	const rounds, burst = 40, 8
 	buf := make([]byte, 2000)
@@ -165,7 +165,7 @@ func TestUDPInputMemoryWaitNoLeak(t *testing.T) {
 			}
 		}
 	}
-	uma.SetFailureRate(0)
+	stress.SetFailureRate(0)
 	if w := memWaits.Load() - waits0; w < 2 {
 		t.Fatalf("%d memory waits: the test did not make input wait", w)
 	}

@@ -136,16 +136,7 @@ func TestUDPSendRecvMbuf(t *testing.T) {
 
 func TestUDPWriteTo(t *testing.T) {
 	clean(t)
-	a, err := ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := listenUDP(t), listenUDP(t)
 	bAddr := netip.MustParseAddrPort(b.LocalAddr().String())
 	if _, err := a.Write([]byte("x")); !errors.Is(err, syscall.EDESTADDRREQ) {
 		t.Fatalf("Write on an unconnected socket: %v, want EDESTADDRREQ", err)

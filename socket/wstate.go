@@ -6,11 +6,11 @@ import (
 	"github.com/softnet-go/softnet/netq"
 )
 
-// A wstate is the socket layer's per-worker scratch: iovec and message arrays for the
-// system calls a worker makes, used only on that worker's goroutine, so a socket holds
-// none of them while idle.
+// A wstate is the socket layer's per-worker scratch: the message arrays of the batched
+// system calls a worker makes (recvmmsg, sendmmsg), used only on that worker's
+// goroutine, so a socket holds none of them while idle. (A stream's sendmsg vector is
+// small enough for the output routine's own frame: iovec.)
 type wstate struct {
-	iov [][]byte
 	udp *udpScratch // made on the first UDP input or output
 }
 
@@ -20,15 +20,6 @@ func workerState(w *netq.Worker) *wstate {
 	if v, ok := wstates.Load(w); ok {
 		return v.(*wstate)
 	}
-	v, _ := wstates.LoadOrStore(w, &wstate{iov: make([][]byte, 0, maxIov)})
+	v, _ := wstates.LoadOrStore(w, &wstate{})
 	return v.(*wstate)
-}
-
-// iovec returns an empty iovec array for an output pass: the worker's own when running on
-// it, else a fresh one (after the group has closed, a Close finishes inline).
-func (so *Socket) iovec() [][]byte {
-	if so.w.OnWorker() {
-		return workerState(so.w).iov[:0]
-	}
-	return make([][]byte, 0, maxIov)
 }

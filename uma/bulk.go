@@ -1,6 +1,9 @@
 package uma
 
-import "github.com/softnet-go/softnet/internal/procpin"
+import (
+	"github.com/softnet-go/softnet/internal/procpin"
+	"github.com/softnet-go/softnet/internal/stress"
+)
 
 // AllocBulk fills dst with items in as few pinned sections as the buckets allow: a chain
 // of N clusters costs one pin, not N (FreeBSD's MBP_PERSIST, which held the cache across
@@ -12,7 +15,7 @@ func (z *Zone[T]) AllocBulk(dst []*T) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	if failThreshold.Load() != 0 && failureInjected() {
+	if stress.FailThreshold() != 0 && failureInjected() {
 		z.fails.Add(1)
 		return 0, z.errNoBufs
 	}

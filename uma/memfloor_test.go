@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/softnet-go/softnet/internal/stress"
 )
 
 func TestFloorBoundsSetMax(t *testing.T) {
@@ -98,13 +100,13 @@ func TestKegSizes(t *testing.T) {
 func TestTryAllocIsQuiet(t *testing.T) {
 	l, _ := NewLimit(0)
 	z := newClusterZone(t, l, "c", ZoneConfig[cluster]{MaxItems: 1})
-	defer SetFailureRate(0)
-	SetFailureRate(1)
+	defer stress.SetFailureRate(0)
+	stress.SetFailureRate(1)
 	c, err := z.TryAlloc()
 	if c == nil || err != nil {
 		t.Fatalf("TryAlloc with failures injected = %v, %v", c, err)
 	}
-	SetFailureRate(0)
+	stress.SetFailureRate(0)
 	if c2, err := z.TryAlloc(); c2 != nil || err != nil {
 		t.Fatalf("TryAlloc from a full zone = %v, %v; want nil, nil", c2, err)
 	}

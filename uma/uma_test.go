@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/softnet-go/softnet/internal/stress"
 	"go.uber.org/goleak"
 )
 
@@ -572,13 +573,13 @@ func TestGOMAXPROCSChanges(t *testing.T) {
 }
 
 func TestFailureInjection(t *testing.T) {
-	defer SetFailureRate(0)
-	if err := SetFailureRate(1.5); err == nil {
+	defer stress.SetFailureRate(0)
+	if err := stress.SetFailureRate(1.5); err == nil {
 		t.Fatal("rate 1.5 accepted")
 	}
 	l, _ := NewLimit(0)
 	z := newClusterZone(t, l, "c", ZoneConfig[cluster]{})
-	SetFailureRate(0.1)
+	stress.SetFailureRate(0.1)
 	fails := 0
 	var items []*cluster
 	for range 10000 {
@@ -599,13 +600,13 @@ func TestFailureInjection(t *testing.T) {
 		t.Fatalf("failures counted %d, injected %d", s.Failures, fails)
 	}
 	// Waiting allocations never fail by injection.
-	SetFailureRate(1)
+	stress.SetFailureRate(1)
 	c, err := z.AllocWait(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	z.Free(c)
-	SetFailureRate(0)
+	stress.SetFailureRate(0)
 	z.FreeBulk(items)
 	checkAccounting(t, l, map[*Zone[cluster]]int{z: 0}, z.Keg())
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/softnet-go/softnet/internal/procpin"
+	"github.com/softnet-go/softnet/internal/stress"
 	"github.com/softnet-go/softnet/smr"
 )
 
@@ -130,7 +131,7 @@ func (z *Zone[T]) BucketSize() int { return z.bsize }
 // Alloc is uma_zalloc(zone, M_NOWAIT): it returns an item, or an *Error wrapping
 // syscall.ENOBUFS (counted as a failure) when the zone or the Limit is full.
 func (z *Zone[T]) Alloc() (*T, error) {
-	if failThreshold.Load() != 0 && failureInjected() {
+	if stress.FailThreshold() != 0 && failureInjected() {
 		z.fails.Add(1)
 		return nil, z.errNoBufs
 	}
@@ -183,10 +184,10 @@ func (z *Zone[T]) AllocWait(ctx context.Context) (*T, error) {
 
 // TryAlloc is the first step of AllocWait alone: it returns an item if the zone can hand
 // one out without waiting, and nil otherwise (or the Ctor's error). Unlike Alloc it counts
-// no failure and is never failed by SetFailureRate. It is for a waiting allocation of
-// several items that must not sleep holding some of them: it tries for the rest with
-// TryAlloc, and if one cannot be had, frees what it holds and waits with AllocWait for the
-// one that was missing.
+// no failure and is never failed by injection (stress.SetFailureRate). It is for a
+// waiting allocation of several items that must not sleep holding some of them: it tries
+// for the rest with TryAlloc, and if one cannot be had, frees what it holds and waits
+// with AllocWait for the one that was missing.
 func (z *Zone[T]) TryAlloc() (*T, error) {
 	it := z.allocSlow()
 	if it == nil {
