@@ -346,12 +346,12 @@ func (s *Server) allRecords() []*relayRecord {
 	return out
 }
 
-// Shutdown stops every relay accepting, then waits for open flows to finish until ctx
-// ends; then it resets the flows still open (both sockets, SO_LINGER 0: their peers
-// see a reset, not a FIN that would pass for a complete stream) and waits for them to
-// wind up, which is prompt. It returns ctx's error if flows had to be reset.
-func (s *Server) Shutdown(ctx context.Context) error {
+// StopAccepting is Shutdown's first step: every relay stops accepting (its listeners
+// are closed when it returns) and /healthz turns to draining; open flows go on. It may
+// be called before Shutdown, and again.
+func (s *Server) StopAccepting() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.down {
 		close(s.quit)
 	}
@@ -360,7 +360,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		r.stop() // after this, no flow is added to s.wg
 		delete(s.running, name)
 	}
-	s.mu.Unlock()
+}
+
+// Shutdown stops every relay accepting, then waits for open flows to finish until ctx
+// ends; then it resets the flows still open (both sockets, SO_LINGER 0: their peers
+// see a reset, not a FIN that would pass for a complete stream) and waits for them to
+// wind up, which is prompt. It returns ctx's error if flows had to be reset.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.StopAccepting()
 	s.bg.Wait()
 	done := make(chan struct{})
 	go func() {

@@ -297,6 +297,7 @@ func serve(cfg *relay.Config, adminToken []byte, configFile string, pinned map[s
 			notify("READY=1", statusLine("serving %d relays; reloaded %s", len(cfg.Relays), time.Now().Format(time.RFC3339)))
 		}
 	}
+	srv.StopAccepting() // before the log line that says so
 	notify("STOPPING=1", statusLine("draining %d flows for up to %v", srv.ActiveFlows(), cfg.Grace))
 	log.Info("shutting down: no new flows; open flows may finish",
 		"signal", sig.String(), "flows", srv.ActiveFlows(), "grace", cfg.Grace.String(), "second_signal", "resets them at once")
