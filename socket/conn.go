@@ -144,7 +144,7 @@ type (
 // pair (a datagram socket's records have no stream to splice into); handled is false
 // otherwise, and the caller copies.
 func (src *Socket) spliceTo(dst *Socket, max int64, op string) (n int64, handled bool, err error) {
-	if !src.ni.tcp() || !dst.ni.tcp() {
+	if src.proto() != &tcpProto || dst.proto() != &tcpProto { // a byte stream both ways
 		return 0, false, nil
 	}
 	ctx, cancel := context.WithCancel(bgctx)
@@ -194,7 +194,7 @@ func earliest(a, b *deadline) time.Time {
 // false for a file SendFile cannot send from (not a regular file, no offset), and the
 // caller copies.
 func (so *Socket) sendFileFrom(f *os.File, max int64) (n int64, handled bool, err error) {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		return 0, false, nil
 	}
 	fi, err := f.Stat()

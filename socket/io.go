@@ -25,7 +25,7 @@ var errTimeout = os.ErrDeadlineExceeded
 // (sblock), and none holds the sockbuf's lock across its system call or a long copy, so
 // a Read never stalls the worker.
 func (so *Socket) Read(b []byte) (int, error) {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		n, _, err := so.readDatagram(b)
 		return n, err
 	}
@@ -122,7 +122,7 @@ func copyOut(b []byte, m *mbuf.Mbuf) int {
 // sockbuf's lock across its system call or a long copy, so a Write never stalls the
 // worker.
 func (so *Socket) Write(b []byte) (int, error) {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		return so.writeDatagram(b, nil)
 	}
 	so.wrlock.Lock()
@@ -204,7 +204,7 @@ func (so *Socket) sendCheck() error {
 		return syscall.EPIPE
 	}
 	if so.state.Load()&(ssConnected|ssConnecting) == 0 {
-		if so.ni.tcp() {
+		if so.proto().flags&prConnRequired != 0 {
 			return syscall.ENOTCONN
 		}
 		return syscall.EDESTADDRREQ
@@ -298,7 +298,7 @@ func (so *Socket) waitCtx(d *deadline) (context.Context, context.CancelFunc) {
 // packet: a pkthdr chain; an empty datagram is a chain of length 0). It blocks while
 // nothing is queued, and reports errors and EOF as Read does.
 func (so *Socket) Recv(max int) (*mbuf.Mbuf, error) {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		m, _, err := so.recvDatagram()
 		return m, err
 	}
@@ -354,7 +354,7 @@ func (so *Socket) Recv(max int) (*mbuf.Mbuf, error) {
 // can); a UDP datagram longer than the send sockbuf's high-water mark fails with
 // EMSGSIZE.
 func (so *Socket) Send(m *mbuf.Mbuf) error {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		_, err := so.sendDatagram(m, nil)
 		return err
 	}

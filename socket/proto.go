@@ -39,6 +39,9 @@ const (
 	// prKernelSplice: a splice may move the data with splice(2) through a pipe
 	// (SpliceKernel, and SpliceAuto's kernel path). Linux splices from TCP sockets only.
 	prKernelSplice
+	// prAddr is PR_ADDR: each datagram carries its peer's address, so the calls that
+	// take or give one (ReadFromUDPAddrPort, WriteToUDPAddrPort, RecvFrom) apply (UDP).
+	prAddr
 )
 
 // The protocol switch: inetsw's TCP and UDP entries. The routines are set by init: they
@@ -54,7 +57,7 @@ func init() {
 		netAddr: func(ap netip.AddrPort) net.Addr { return net.TCPAddrFromAddrPort(ap) },
 	}
 	udpProto = protosw{
-		flags:   prAtomic,
+		flags:   prAtomic | prAddr,
 		input:   (*Socket).udpInput,
 		output:  (*Socket).udpOutput,
 		netAddr: func(ap netip.AddrPort) net.Addr { return net.UDPAddrFromAddrPort(ap) },

@@ -23,7 +23,7 @@ import (
 // send side alone), but not the sockbuf's lock across its system calls: reading the file
 // may wait for the disk, and the worker must not wait with it.
 func (so *Socket) SendFile(f *os.File, off, n int64, hdr *mbuf.Mbuf) (int64, error) {
-	if !so.ni.tcp() {
+	if so.proto().flags&prAtomic != 0 {
 		hdr.FreeM()
 		return 0, so.opError("sendfile", syscall.EOPNOTSUPP)
 	}

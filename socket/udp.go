@@ -163,7 +163,7 @@ func (so *Socket) readDatagram(b []byte) (int, netip.AddrPort, error) {
 // ReadFromUDPAddrPort reads one datagram into b and returns the sender, as
 // net.UDPConn.ReadFromUDPAddrPort does.
 func (so *Socket) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if so.ni.tcp() {
+	if so.proto().flags&prAddr == 0 {
 		return 0, netip.AddrPort{}, so.opError("read", syscall.EOPNOTSUPP)
 	}
 	return so.readDatagram(b)
@@ -172,7 +172,7 @@ func (so *Socket) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 // WriteToUDPAddrPort sends b as one datagram to addr, as net.UDPConn.WriteToUDPAddrPort
 // does (on an unconnected socket).
 func (so *Socket) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if so.ni.tcp() {
+	if so.proto().flags&prAddr == 0 {
 		return 0, so.opError("write", syscall.EOPNOTSUPP)
 	}
 	return so.writeDatagram(b, &addr)
@@ -180,7 +180,7 @@ func (so *Socket) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 
 // RecvFrom is Recv for a UDP socket that also returns the sender.
 func (so *Socket) RecvFrom() (*mbuf.Mbuf, netip.AddrPort, error) {
-	if so.ni.tcp() {
+	if so.proto().flags&prAddr == 0 {
 		return nil, netip.AddrPort{}, so.opError("read", syscall.EOPNOTSUPP)
 	}
 	return so.recvDatagram()
