@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -80,7 +81,7 @@ func (c *Config) checkLoops(ends []relayEnds, admin string) []error {
 				if !o.ok {
 					continue
 				}
-				if slicesAny(t.addrs, func(ap netip.AddrPort) bool { return o.listen.reaches(c.Relays[i].Protocol, ap, local) }) {
+				if slices.ContainsFunc(t.addrs, func(ap netip.AddrPort) bool { return o.listen.reaches(c.Relays[i].Protocol, ap, local) }) {
 					next[i] = append(next[i], edge{j, t.name})
 				}
 			}
@@ -132,13 +133,4 @@ func (c *Config) checkLoops(ends []relayEnds, admin string) []error {
 		}
 	}
 	return errs
-}
-
-func slicesAny[T any](s []T, f func(T) bool) bool {
-	for _, v := range s {
-		if f(v) {
-			return true
-		}
-	}
-	return false
 }

@@ -165,7 +165,7 @@ type setup struct {
 // accepted runs on the worker that accepted c: it makes the flow and starts its connect.
 func (r *tcpRelay) accepted(c *socket.Socket) {
 	s := r.settings()
-	src, ok := r.adm.admit(s, r.stats, clientAddr(c))
+	src, ok := r.adm.admit(s, r.stats, c.RemoteAddrPort().Addr())
 	if !ok {
 		// Over a cap: closed with a reset, before a flow or a target costs anything.
 		c.SetLinger(0)
@@ -333,15 +333,6 @@ func (su *setup) established() {
 		s.log.Debug("flow started", "client", f.client.RemoteAddr().String(), "target", su.ap.String())
 	}
 	f.start(s.mode, s.cfg.Max, s.cfg.Idle, r.srv.budget)
-}
-
-// clientAddr returns the address of an accepted client (unmapped), or the zero Addr if
-// it has none that is TCP.
-func clientAddr(c *socket.Socket) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok && ta != nil {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // sendBytes queues b on so's send sockbuf, in an mbuf chain.

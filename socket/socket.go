@@ -205,6 +205,10 @@ func (so *Socket) LocalAddr() net.Addr {
 	return so.localAddr()
 }
 
+// RemoteAddrPort returns the peer's address as RemoteAddr does, as a netip.AddrPort
+// (the zero AddrPort if there is none): no allocation, for a caller that keys on it.
+func (so *Socket) RemoteAddrPort() netip.AddrPort { return so.peer() }
+
 // RemoteAddr returns the peer's address, or nil if there is none. For an accepted,
 // dialled or taken-over connected socket it is the address accept, connect or
 // getpeername had when the socket was made, with no system call.
