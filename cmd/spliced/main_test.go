@@ -199,8 +199,18 @@ func (d *daemon) waitLog(msg string) map[string]any {
 	return nil
 }
 
-// get fetches a path of the admin endpoint.
+// get fetches a path of the admin endpoint, which must answer 200.
 func (d *daemon) get(path string) string {
+	d.t.Helper()
+	code, body := d.status(path)
+	if code != 200 {
+		d.t.Fatalf("GET %s: %d\n%s", path, code, body)
+	}
+	return body
+}
+
+// status fetches a path of the admin endpoint and returns its status code and body.
+func (d *daemon) status(path string) (int, string) {
 	d.t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	if d.dial != nil {
@@ -214,10 +224,7 @@ func (d *daemon) get(path string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		d.t.Fatalf("GET %s: %s\n%s", path, resp.Status, b)
-	}
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
 // tcpTarget runs fn on every connection to a new loopback listener.

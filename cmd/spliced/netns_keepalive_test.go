@@ -21,7 +21,7 @@ func TestNetnsKeepaliveFindsBlackHole(t *testing.T) {
 	d := startNsDaemon(t, tp.r, "--listen", nsRelayTCP, "--to", nsServerTCP, "--mode", testMode,
 		"--idle", "0", "--keepalive", "2s")
 	c := nsDialTCP(t, tp.c, nsRelayTCP)
-	nsEchoCheck := func() {
+	ping := func() {
 		msg := nsRandom(64)
 		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
@@ -32,7 +32,7 @@ func TestNetnsKeepaliveFindsBlackHole(t *testing.T) {
 			t.Fatalf("echo before the black hole: %v", err)
 		}
 	}
-	nsEchoCheck()
+	ping()
 	if srv.connections() != 1 {
 		t.Fatalf("%d connections at the server, want 1", srv.connections())
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,18 +75,6 @@ func TestAccessLog(t *testing.T) {
 	if n := d3.countLogs("flow"); n != 0 {
 		t.Errorf("%d access-log lines with --access-log=false", n)
 	}
-}
-
-// status fetches a path of the admin endpoint and returns its status code and body.
-func (d *daemon) status(path string) (int, string) {
-	d.t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + d.admin + path)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestHealthDuringDrain: /healthz and /readyz answer 200 while serving and 503 once a
